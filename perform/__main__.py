@@ -1,0 +1,3 @@
+from perform.cli import main
+
+raise SystemExit(main())

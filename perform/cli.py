@@ -1,0 +1,134 @@
+"""`perform run` for the stage, `perform render` for stills and sequences."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from perform.core.loader import PatchLoadError, load_patch
+from perform.core.params import ParamStore
+from perform.engine import Engine
+from perform.models.host import ModelHost
+from perform.outputs.recording import open_writer
+from perform.outputs.window import display_available
+from perform.show import Show, ShowConfig, pick_device
+
+DEFAULT_PATCH = Path(__file__).resolve().parent.parent / "patches" / "spacewalk.py"
+
+
+def size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    try:
+        w, h = int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} should look like 512x512") from None
+    if not sep or not (8 <= w <= 8192 and 8 <= h <= 8192):
+        raise argparse.ArgumentTypeError(f"size {text!r} should look like 512x512 (8 to 8192)")
+    return w, h
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} should be a positive number")
+    return value
+
+
+def target(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} should look like 127.0.0.1:9001")
+    return host, int(port)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="perform", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="perform live: OSC, HTTP preview, window")
+    run.add_argument("patch", nargs="?", type=Path, default=DEFAULT_PATCH,
+                     help="patch file, hot-reloaded on save (default: patches/spacewalk.py)")
+    run.add_argument("--size", type=size, default=(512, 512), help="WxH, default 512x512")
+    run.add_argument("--fps", type=positive, default=60.0)
+    run.add_argument("--osc-port", type=int, default=9000)
+    run.add_argument("--http-port", type=int, default=8080)
+    run.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine only)")
+    run.add_argument("--output", action="append", choices=("window", "preview", "none"),
+                     help="window where a display exists; the browser preview always runs")
+    run.add_argument("--headless", action="store_true", help="no window")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--bpm", type=positive, default=120.0, help="tempo behind ctx.beat")
+    run.add_argument("--feedback", type=target, action="append", default=[],
+                     metavar="HOST:PORT", help="send /perform/error and status OSC there")
+
+    render = commands.add_parser("render", help="render a patch offline, frame-exact")
+    render.add_argument("patch", type=Path)
+    render.add_argument("--seconds", type=positive, required=True)
+    render.add_argument("--fps", type=positive, default=30.0)
+    render.add_argument("--size", type=size, default=(512, 512))
+    render.add_argument("--out", type=Path, required=True,
+                        help="a .mp4/.mov/.mkv file (H.264) or a folder for PNG stills")
+    render.add_argument("--device", default="cpu")
+    render.add_argument("--bpm", type=positive, default=120.0)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "render":
+        return render(args)
+    outputs = set(args.output or ["window", "preview"])
+    window = "window" in outputs and not args.headless and display_available()
+    show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
+                           fps=args.fps, host=args.host, osc_port=args.osc_port,
+                           http_port=args.http_port, window=window, device=args.device,
+                           bpm=args.bpm, feedback=tuple(args.feedback)))
+    try:
+        show.run()
+    except OSError as exc:
+        print(f"perform: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def render(args: argparse.Namespace) -> int:
+    """Frame i is drawn at t = i / fps with the params' defaults: the same file twice."""
+    width, height = args.size
+    store = ParamStore()
+    models = ModelHost(width, height, pick_device(args.device))
+    engine = Engine(store, models, width=width, height=height, fps=args.fps, bpm=args.bpm)
+    torch.manual_seed(0)
+    try:
+        engine.offer(load_patch(args.patch.resolve(), 1, models))
+    except PatchLoadError as exc:
+        print(f"perform: {exc.error}", file=sys.stderr)
+        return 1
+    count = round(args.seconds * args.fps)
+    started = time.monotonic()
+    try:
+        writer = open_writer(args.out, fps=args.fps, width=width, height=height)
+    except (ValueError, OSError) as exc:
+        print(f"perform: {exc}", file=sys.stderr)
+        return 1
+    with writer:
+        for i in range(count):
+            frame = engine.render_one(i / args.fps)
+            if engine.error is not None:  # a half-made file is worse than none
+                writer.abort()
+                print(f"perform: {engine.error}", file=sys.stderr)
+                return 1
+            writer.write(frame.image)
+            if sys.stderr.isatty():
+                print(f"\rframe {i + 1}/{count}", end="", file=sys.stderr)
+    took = time.monotonic() - started
+    print(f"\nperform: {count} frames to {args.out} in {took:.1f} s "
+          f"({count / took:.1f} fps)", file=sys.stderr)
+    return 0

@@ -1,0 +1,88 @@
+"""Frames and the latest-wins mailboxes that carry them from the render thread to outputs.
+
+The render thread never waits for an output: `Mailbox.put` replaces whatever frame the
+output has not taken yet, so a slow output drops its own frames and nobody else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from perform.core.params import Value
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One rendered image (read-only (height, width, 3) uint8 RGB) and what produced it."""
+
+    seq: int  # counts rendered frames from 0
+    t: float  # the patch clock it was rendered at
+    image: np.ndarray
+    params: Mapping[str, Value]  # the frozen param values it was drawn with
+    params_version: int  # ParamStore.version of those values
+    patch_version: int  # which load of the patch drew it
+    rendered_at: float  # time.monotonic() when it was published
+
+    @property
+    def width(self) -> int:
+        return self.image.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.image.shape[0]
+
+
+class Mailbox:
+    """Holds the newest frame for one output; safe to use from threads and from asyncio."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self.delivered = 0
+        self.dropped = 0  # frames replaced before the output took them
+
+    def put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            waiters, self._waiters = self._waiters, []
+            self._cond.notify_all()
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    def take(self, timeout: float | None = None) -> Frame | None:
+        """Block (in a thread) until a frame is there, take it; None on timeout."""
+        with self._cond:
+            if self._frame is None and not self._cond.wait_for(lambda: self._frame is not None,
+                                                               timeout):
+                return None
+            return self._take_locked()
+
+    def take_nowait(self) -> Frame | None:
+        with self._cond:
+            return self._take_locked() if self._frame is not None else None
+
+    async def next(self) -> Frame:
+        """Wait on the event loop for the next frame and take it."""
+        while True:
+            event = asyncio.Event()
+            with self._cond:
+                if self._frame is not None:
+                    return self._take_locked()
+                self._waiters.append((asyncio.get_running_loop(), event))
+            await event.wait()
+
+    def _take_locked(self) -> Frame:
+        frame, self._frame = self._frame, None
+        assert frame is not None
+        self.delivered += 1
+        return frame

@@ -1,0 +1,32 @@
+"""Who is asking: the patch being loaded, and the values of the frame being rendered.
+
+A patch is plain Python that calls `param(...)` and `models.load(...)` at its top level and
+reads params inside `frame(ctx)`. These context variables connect those calls to the server
+without the patch passing any plumbing around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from perform.core.params import ParamSpec, Value
+
+if TYPE_CHECKING:
+    from perform.models.host import ModelHost
+
+
+@dataclass
+class LoadScope:
+    """Collects what one load of a patch declares."""
+
+    params: list[ParamSpec] = field(default_factory=list)
+    model_keys: set[str] = field(default_factory=set)
+
+
+loading: ContextVar[LoadScope | None] = ContextVar("perform_loading", default=None)
+host: ContextVar[ModelHost | None] = ContextVar("perform_model_host", default=None)
+frame_values: ContextVar[Mapping[str, Value] | None] = ContextVar("perform_frame_values",
+                                                                  default=None)

@@ -1,0 +1,167 @@
+"""The render loop: one thread that turns (patch, params, time) into frames at a steady pace.
+
+Each frame takes one frozen snapshot of the params, swaps in a newly loaded patch if one is
+waiting, calls the patch's `frame(ctx)` and publishes the image to every output's mailbox.
+It never waits on I/O. When a patch raises, the previous good version draws the same frame
+instead, or, if there is none, the last image is held: the output never stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from perform.core import scope
+from perform.core.frames import Frame, Mailbox
+from perform.core.loader import Patch, PatchError
+from perform.core.params import ParamStore
+from perform.core.stats import FrameStats
+from perform.models.host import ModelHost
+from perform.patch import Ctx
+
+log = logging.getLogger("perform.engine")
+
+
+class FrameShapeError(ValueError):
+    pass
+
+
+def to_rgb8(image: Any, width: int, height: int) -> np.ndarray:
+    """A patch's return value as a fresh read-only (height, width, 3) uint8 array."""
+    if isinstance(image, torch.Tensor):
+        if image.dtype != torch.uint8:
+            image = image.detach().float().clamp(0.0, 1.0).mul(255.0).add(0.5).to(torch.uint8)
+        array = image.detach().cpu().numpy()
+    elif isinstance(image, np.ndarray):
+        array = image
+        if array.dtype != np.uint8:
+            array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    else:
+        raise FrameShapeError(f"frame(ctx) must return an image, got {type(image).__name__}")
+    if array.shape != (height, width, 3):
+        raise FrameShapeError(f"frame(ctx) returned an image of shape {tuple(array.shape)}; "
+                              f"the show needs (height, width, 3) = ({height}, {width}, 3)")
+    out = np.array(array, dtype=np.uint8, copy=True, order="C")
+    out.flags.writeable = False
+    return out
+
+
+class Engine:
+    """Owns the running patch and renders frames; `run` paces it, `render_one` is one frame."""
+
+    def __init__(self, store: ParamStore, models: ModelHost, *, width: int, height: int,
+                 fps: float, bpm: float = 120.0, outputs: Sequence[Mailbox] = (),
+                 stats: FrameStats | None = None,
+                 on_error: Callable[[PatchError], None] = lambda error: None,
+                 on_swap: Callable[[Patch], None] = lambda patch: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.models = store, models
+        self.width, self.height, self.fps, self.bpm = width, height, fps, bpm
+        self.outputs = list(outputs)
+        self.stats = stats or FrameStats()
+        self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
+        self._on_error, self._on_swap, self._clock = on_error, on_swap, clock
+        self._pending: Patch | None = None
+        self._pending_lock = threading.Lock()
+        self.active: Patch | None = None
+        self.fallback: Patch | None = None
+        self._active_ok = False
+        self.error: PatchError | None = None  # the latest failure, until a good frame
+        self._last_image = np.zeros((height, width, 3), np.uint8)
+        self._last_image.flags.writeable = False
+        self._seq = 0
+        self._last_t: float | None = None
+
+    def offer(self, patch: Patch) -> None:
+        """Queue a freshly loaded patch; it replaces the running one before the next frame."""
+        with self._pending_lock:
+            self._pending = patch
+
+    def report(self, error: PatchError) -> None:
+        """Record a failure; tell the performer once per distinct message.
+
+        The error stays on show until a later version of the patch draws a good frame.
+        """
+        if self.error != error:
+            self._on_error(error)
+        self.error = error
+
+    def render_one(self, t: float) -> Frame:
+        started = self._clock()
+        dt = 0.0 if self._last_t is None else max(t - self._last_t, 0.0)
+        self._last_t = t
+        self._swap_pending()
+        values, version = self.store.snapshot(dt)
+        ctx = Ctx(t=t, frame=self._seq, dt=dt, fps=self.fps, width=self.width,
+                  height=self.height, bpm=self.bpm, params=values, state=self.state)
+        values_token, host_token = scope.frame_values.set(values), scope.host.set(self.models)
+        try:
+            image, patch_time, patch_version = self._draw(ctx)
+        finally:
+            scope.frame_values.reset(values_token)
+            scope.host.reset(host_token)
+        published = self._clock()
+        frame = Frame(self._seq, t, image, values, version, patch_version, published)
+        for mailbox in self.outputs:
+            mailbox.put(frame)
+        self._seq += 1
+        self.stats.record(published - started, patch_time, published)
+        return frame
+
+    def run(self, stop: threading.Event) -> None:
+        """Render at `fps` until `stop` is set; late frames skip their slots, never pile up."""
+        interval = 1.0 / self.fps
+        start = self._clock()
+        due = start
+        while not stop.is_set():
+            wait = due - self._clock()
+            if wait > 0 and stop.wait(wait):
+                break
+            self.render_one(self._clock() - start)
+            due += interval
+            behind = self._clock() - due
+            if behind > interval:
+                skipped = int(behind / interval)
+                due += skipped * interval
+                self.stats.add_dropped(skipped)
+
+    def _swap_pending(self) -> None:
+        with self._pending_lock:
+            patch, self._pending = self._pending, None
+        if patch is not None:
+            if self.active is not None and self._active_ok:
+                self.fallback = self.active
+            self.active, self._active_ok = patch, True
+            self.store.declare(patch.params)
+            self._on_swap(patch)
+
+    def _draw(self, ctx: Ctx) -> tuple[np.ndarray, float, int]:
+        """Run the active patch, then its fallback; hold the last image if both fail."""
+        while self.active is not None:
+            patch = self.active
+            began = self._clock()
+            try:
+                image = to_rgb8(patch.frame(ctx), self.width, self.height)
+            except Exception as exc:
+                self._active_ok = False
+                self.report(PatchError.from_exception(exc, patch.path, "frame", patch.version))
+                if self.fallback is None:
+                    break
+                log.warning("falling back to version %d of %s", self.fallback.version,
+                            patch.path.name)
+                self.active, self.fallback, self._active_ok = self.fallback, None, True
+                self.store.declare(self.active.params)
+                continue
+            self._active_ok = True
+            if self.error is not None and patch.version > self.error.version:
+                self.error = None
+            self._last_image = image
+            return image, self._clock() - began, patch.version
+        self.stats.add_held()
+        return self._last_image, 0.0, -1 if self.active is None else self.active.version

@@ -1,0 +1,133 @@
+"""HTTP: the state as JSON, params by POST, and a preview page with live MJPEG frames.
+
+Frames are JPEG-encoded once per frame in a worker thread, whatever the number of viewers,
+and only while someone watches; a slow viewer skips frames instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from PIL import Image
+
+from perform.core.frames import Frame, Mailbox
+from perform.core.params import ParamError, ParamStore
+
+log = logging.getLogger("perform.web")
+
+BOUNDARY = "perform-frame"
+
+
+class JpegPreview:
+    """Turns the preview mailbox into a stream of JPEG bytes shared by every viewer."""
+
+    def __init__(self, mailbox: Mailbox, quality: int = 80, max_fps: float = 30.0) -> None:
+        self.mailbox, self.quality, self.min_interval = mailbox, quality, 1.0 / max_fps
+        self.jpeg: bytes | None = None
+        self.seq = -1
+        self.viewers = 0
+        self.closed = False
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def encode(self, frame: Frame) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(frame.image).save(out, "JPEG", quality=self.quality)
+        return out.getvalue()
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Yield each new JPEG as it comes, starting the encoder while anyone watches."""
+        self.viewers += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._encode_loop())
+        seen = -1
+        try:
+            while True:
+                async with self._changed:
+                    while self.seq == seen and not self.closed:
+                        await self._changed.wait()
+                    if self.closed:
+                        return
+                    seen, jpeg = self.seq, self.jpeg
+                assert jpeg is not None
+                yield jpeg
+        finally:
+            self.viewers -= 1
+
+    async def _encode_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.viewers > 0:
+            frame = await self.mailbox.next()
+            jpeg = await loop.run_in_executor(None, self.encode, frame)
+            async with self._changed:
+                self.jpeg, self.seq = jpeg, frame.seq
+                self._changed.notify_all()
+            await asyncio.sleep(self.min_interval)
+
+    async def close(self) -> None:
+        """End every viewer's stream, so the HTTP server can shut down at once."""
+        async with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def make_app(store: ParamStore, state: Callable[[], dict[str, Any]],
+             preview: JpegPreview) -> web.Application:
+    """The aiohttp application; `state` builds the /api/state document."""
+
+    async def index(request: web.Request) -> web.Response:
+        page = resources.files("perform.io").joinpath("preview.html").read_text("utf-8")
+        return web.Response(text=page, content_type="text/html")
+
+    async def get_state(request: web.Request) -> web.Response:
+        return web.json_response(state())
+
+    async def post_params(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        applied: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for name, value in body.items():
+            try:
+                applied[name] = store.set(name, value)
+            except ParamError as exc:
+                errors[name] = str(exc)
+        status = 200 if not errors else (207 if applied else 400)
+        return web.json_response({"applied": applied, "errors": errors}, status=status)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            "Cache-Control": "no-store"})
+        await response.prepare(request)
+        try:
+            async with contextlib.aclosing(preview.frames()) as jpegs:
+                async for jpeg in jpegs:
+                    await response.write(
+                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+        except ConnectionError:
+            pass  # the viewer went away
+        return response
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/api/state", get_state)
+    app.router.add_post("/api/params", post_params)
+    app.router.add_get("/stream.mjpg", stream)
+    return app

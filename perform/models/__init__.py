@@ -1,0 +1,50 @@
+"""Models a patch plays with: `models.load("cppn:seed=7")`, `models.morph(a, b)`.
+
+Models come from the server's model host, so a save of the patch gets the very same
+objects back instead of building them again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from perform.core import scope
+from perform.models.cppn import CPPN, CPPNMorph
+from perform.models.host import ModelError, ModelHost
+
+__all__ = ["CPPN", "CPPNMorph", "ModelError", "load", "morph"]
+
+_standalone: ModelHost | None = None
+
+
+def _host() -> ModelHost:
+    """The show's host, or a 512x512 CPU one for use outside the server."""
+    global _standalone
+    current = scope.host.get()
+    if current is not None:
+        return current
+    if _standalone is None:
+        _standalone = ModelHost(512, 512, torch.device("cpu"))
+    return _standalone
+
+
+def _note(key: str) -> None:
+    declaring = scope.loading.get()
+    if declaring is not None:
+        declaring.model_keys.add(key)
+
+
+def load(name: str) -> Any:
+    """A model by name; `"cppn:seed=7"` is the built-in one and needs no file."""
+    _note(name)
+    return _host().get(name)
+
+
+def morph(a: str, b: str) -> CPPNMorph:
+    """A blend of two models of the same shape: `pair(z, mix=0.5)` is halfway."""
+    _note(a)
+    _note(b)
+    _note(f"morph({a}|{b})")
+    return _host().morph(a, b)

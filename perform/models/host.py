@@ -1,0 +1,95 @@
+"""Where models live: built once for the show's frame size and device, shared across saves.
+
+A patch asks for models by name (`"cppn:seed=7"`); the host parses the name, builds the
+model the first time and hands back the same object on every later save of the patch,
+so a reload never rebuilds or re-allocates a model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from perform.models.cppn import CPPN, CPPNMorph
+
+
+class ModelError(ValueError):
+    """A model name or file that cannot be used; the message is for the performer."""
+
+
+def parse_name(name: str) -> tuple[str, dict[str, int]]:
+    """`"cppn:seed=7,hidden=32"` -> ("cppn", {"seed": 7, "hidden": 32})."""
+    kind, _, rest = name.partition(":")
+    kind = kind.strip().lower()
+    if kind != "cppn":
+        raise ModelError(f"unknown model {name!r}: the built-in model is 'cppn:seed=N'")
+    options: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        try:
+            options[key.strip()] = int(value)
+        except ValueError:
+            raise ModelError(f"model {name!r}: {item!r} should look like key=integer") from None
+        if not eq:
+            raise ModelError(f"model {name!r}: {item!r} should look like key=integer")
+    return kind, options
+
+
+class ModelHost:
+    """Builds and caches models for one output size and device."""
+
+    CPPN_OPTIONS = ("seed", "z_dim", "hidden")
+
+    def __init__(self, width: int, height: int, device: torch.device) -> None:
+        self.width, self.height, self.device = width, height, device
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Any:
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                model = self._models[name] = self._build(name)
+            return model
+
+    def morph(self, a: str, b: str) -> CPPNMorph:
+        key = f"morph({a}|{b})"
+        with self._lock:
+            model = self._models.get(key)
+        if model is None:
+            first, second = self.get(a), self.get(b)
+            if not (isinstance(first, CPPN) and isinstance(second, CPPN)):
+                raise ModelError(f"cannot morph {a!r} and {b!r}: only CPPN models morph so far")
+            try:
+                model = CPPNMorph(first, second)
+            except ValueError as exc:
+                raise ModelError(str(exc)) from None
+            with self._lock:
+                model = self._models.setdefault(key, model)
+        return model
+
+    def keep_only(self, names: Iterable[str]) -> None:
+        """Forget models no running patch uses any more."""
+        keep = set(names)
+        with self._lock:
+            for name in [n for n in self._models if n not in keep]:
+                del self._models[name]
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+    def _build(self, name: str) -> Any:
+        _, options = parse_name(name)
+        unknown = set(options) - set(self.CPPN_OPTIONS)
+        if unknown:
+            raise ModelError(f"model {name!r}: unknown option(s) {sorted(unknown)}; "
+                             f"cppn takes {', '.join(self.CPPN_OPTIONS)}")
+        if not 1 <= options.get("z_dim", 16) <= 4096 or not 1 <= options.get("hidden", 32) <= 512:
+            raise ModelError(f"model {name!r}: z_dim must be 1..4096 and hidden 1..512")
+        return CPPN(width=self.width, height=self.height, device=self.device,
+                    seed=options.get("seed", 0), z_dim=options.get("z_dim", 16),
+                    hidden=options.get("hidden", 32))

@@ -1,0 +1,143 @@
+"""The names a patch uses besides `models` and `walks`: `param` and the frame context.
+
+    speed = param("walk/speed", 0.08, 0.0, 1.0)   # settable as OSC /walk/speed
+
+    def frame(ctx):
+        z = walks.noise_loop(ctx.t * speed, dim=model.z_dim)
+        return model(z)
+
+A `Param` stands for the param's value in the frame being rendered: use it in arithmetic,
+`float(speed)` or `speed.value`. Values are frozen for the whole frame.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from perform.core import scope
+from perform.core.params import ParamSpec, Value
+
+__all__ = ["Ctx", "Param", "param"]
+
+
+def param(name: str, default: Value, min: float | None = None, max: float | None = None,
+          *, smooth: float = 0.0) -> Param:
+    """Declare a performable value: OSC address `/` + name, range [min, max].
+
+    `smooth` (seconds) makes the value glide to each new setting instead of jumping.
+    """
+    spec = ParamSpec(name, default, min, max, smooth)
+    declaring = scope.loading.get()
+    if declaring is not None:
+        if any(p.name == name for p in declaring.params):
+            raise ValueError(f"param {name!r} is declared twice")
+        declaring.params.append(spec)
+    return Param(spec)
+
+
+def _binary(op: Callable[[Any, Any], Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    def forward(self: Param, other: Any) -> Any:
+        return op(self.value, _plain(other))
+
+    def reverse(self: Param, other: Any) -> Any:
+        return op(_plain(other), self.value)
+
+    return forward, reverse
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Param) else value
+
+
+class Param:
+    """A declared param; behaves like its current value inside `frame(ctx)`."""
+
+    __slots__ = ("spec",)
+    __array_ufunc__ = None  # numpy defers to our reflected operators instead of making objects
+
+    def __init__(self, spec: ParamSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def value(self) -> Value:
+        values = scope.frame_values.get()
+        if values is None:
+            return self.spec.default
+        return values.get(self.spec.name, self.spec.default)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __index__(self) -> int:
+        return operator.index(self.value)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"param({self.spec.name!r} = {self.value!r})"
+
+    def __neg__(self) -> Any:
+        return -self.value
+
+    def __abs__(self) -> Any:
+        return abs(self.value)
+
+    def __round__(self, digits: int | None = None) -> Any:
+        return round(self.value, digits)
+
+    def __eq__(self, other: object) -> bool:
+        return self.value == _plain(other)
+
+    def __hash__(self) -> int:
+        return hash(self.spec.name)
+
+    __add__, __radd__ = _binary(operator.add)
+    __sub__, __rsub__ = _binary(operator.sub)
+    __mul__, __rmul__ = _binary(operator.mul)
+    __truediv__, __rtruediv__ = _binary(operator.truediv)
+    __floordiv__, __rfloordiv__ = _binary(operator.floordiv)
+    __mod__, __rmod__ = _binary(operator.mod)
+    __pow__, __rpow__ = _binary(operator.pow)
+    __lt__, __gt__ = _binary(operator.lt)
+    __le__, __ge__ = _binary(operator.le)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What `frame(ctx)` knows about the moment it renders.
+
+    `t` is seconds since the show started (a fixed clock when rendering offline), `beat`
+    counts beats at `bpm`, `state` is a dict the server keeps across saves of the patch.
+    """
+
+    t: float
+    frame: int
+    dt: float
+    fps: float
+    width: int
+    height: int
+    bpm: float
+    params: Mapping[str, Value]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def beat(self) -> float:
+        return self.t * self.bpm / 60.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height

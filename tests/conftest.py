@@ -1,0 +1,82 @@
+"""Shared test helpers: a live show in a background thread, patch files, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perform.core.frames import Frame, Mailbox
+from perform.show import Show, ShowConfig, wait_ready
+
+
+class Recorder(Mailbox):
+    """An output that keeps every frame, to prove none was lost."""
+
+    def __init__(self) -> None:
+        super().__init__("recorder")
+        self.frames: list[Frame] = []
+
+    def put(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        super().put(frame)
+
+
+class LiveShow:
+    def __init__(self, show: Show, recorder: Recorder) -> None:
+        self.show, self.recorder = show, recorder
+
+    @property
+    def osc_port(self) -> int:
+        assert self.show.osc_address is not None
+        return self.show.osc_address[1]
+
+    @property
+    def url(self) -> str:
+        assert self.show.http_address is not None
+        return "http://{}:{}".format(*self.show.http_address)
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/api/state", timeout=5) as response:
+            return json.load(response)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def live_show() -> Iterator[Callable[..., LiveShow]]:
+    """Start a real show (real sockets on 127.0.0.1, real threads); stop it afterwards."""
+    started: list[tuple[Show, threading.Thread]] = []
+
+    def start(patch: Path, **config: Any) -> LiveShow:
+        options = dict(width=64, height=48, fps=30.0, osc_port=0, http_port=0)
+        options.update(config)
+        show = Show(ShowConfig(patch=patch, **options))
+        recorder = Recorder()
+        show.engine.outputs.append(recorder)
+        thread = threading.Thread(target=asyncio.run, args=(show.serve(),), daemon=True)
+        thread.start()
+        started.append((show, thread))
+        wait_ready(show)
+        return LiveShow(show, recorder)
+
+    yield start
+    for show, thread in started:
+        show.stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the show did not stop"
