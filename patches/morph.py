@@ -7,5 +7,5 @@ pair = models.morph("cppn:seed=7", "cppn:seed=21")
 
 
 def frame(ctx):
-    z = walks.noise_loop(ctx.t * speed, dim=pair.z_dim, radius=1.0, seed=3)
+    z = walks.noise_loop(ctx.phase(speed), dim=pair.z_dim, radius=1.0, seed=3)
     return pair(z, mix=mix)

@@ -8,6 +8,5 @@ model = models.load("cppn:seed=7")
 
 
 def frame(ctx):
-    ctx.state["phase"] = ctx.state.get("phase", 0.0) + ctx.dt * speed
-    z = walks.noise_loop(ctx.state["phase"], dim=model.z_dim, radius=size, seed=1)
+    z = walks.noise_loop(ctx.phase(speed), dim=model.z_dim, radius=size, seed=1)
     return model(z)

@@ -138,6 +138,15 @@ class Ctx:
     def beat(self) -> float:
         return self.t * self.bpm / 60.0
 
+    def phase(self, speed: float, name: str = "phase") -> float:
+        """A position that moves `speed` units a second; turning `speed` never makes it jump.
+
+        `ctx.t * speed` leaps when the speed knob moves; this adds `speed * dt` each frame
+        instead, kept in `ctx.state[name]` (use one name per walk).
+        """
+        self.state[name] = self.state.get(name, 0.0) + self.dt * float(speed)
+        return self.state[name]
+
     @property
     def size(self) -> tuple[int, int]:
         return self.width, self.height

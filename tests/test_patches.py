@@ -81,3 +81,18 @@ def test_frames_accept_float_and_uint8_images_and_refuse_wrong_shapes():
         to_rgb8(np.zeros((5, 4, 3)), 5, 4)
     with pytest.raises(FrameShapeError, match="must return an image"):
         to_rgb8(None, 5, 4)
+
+
+def test_phase_glides_when_the_speed_knob_moves():
+    from perform.patch import Ctx
+
+    state: dict = {}
+
+    def ctx(t: float) -> Ctx:
+        return Ctx(t=t, frame=0, dt=0.1, fps=10, width=1, height=1, bpm=120, params={},
+                   state=state)
+
+    positions = [ctx(i / 10).phase(0.5) for i in range(10)]  # 1 s at half a loop a second
+    assert positions[-1] == pytest.approx(0.5)
+    assert ctx(1.0).phase(2.0) == pytest.approx(0.7)  # no jump: one more step, faster
+    assert ctx(1.1).phase(0.0, name="other") == 0.0 and state["phase"] == pytest.approx(0.7)

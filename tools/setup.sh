@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null; then
-    # Xvfb + Mesa: a real window for the tests (and for headless servers)
+    # Xvfb + Mesa: real windows for the tests; Chromium: the preview page in a real browser
     packages="xvfb xauth libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libegl-mesa0"
+    [ "${EXTRA:-}" = test ] && packages="$packages chromium"
     missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
     if [ -n "$missing" ]; then
         if [ "$(id -u)" = 0 ]; then
