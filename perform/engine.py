@@ -123,7 +123,10 @@ class Engine:
             wait = due - self._clock()
             if wait > 0 and stop.wait(wait):
                 break
-            self.render_one(self._clock() - start)
+            try:
+                self.render_one(self._clock() - start)
+            except Exception:  # a bug of ours must not end the show either
+                log.exception("frame %d failed outside the patch", self._seq)
             due += interval
             behind = self._clock() - due
             if behind > interval:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import watchfiles
@@ -33,6 +35,7 @@ from perform.models.host import ModelHost
 from perform.patch import Ctx
 
 log = logging.getLogger("perform")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Show:
         self.osc_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
         self.attempts = 0  # loads tried; a load's version is its attempt number
+        self._offered = 0  # the newest version handed to the engine
+        self._loads: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the asyncio side ---------------------------------------------------------------
@@ -91,7 +96,7 @@ class Show:
             render = threading.Thread(target=self.engine.run, args=(self.stop,),
                                       name="perform-render", daemon=True)
             render.start()
-            stack.push_async_callback(asyncio.to_thread, render.join)
+            stack.push_async_callback(_join, render)
             stack.callback(self.stop.set)
 
             transport = await serve_osc(self.store, self.config.host, self.config.osc_port,
@@ -117,23 +122,32 @@ class Show:
             await asyncio.to_thread(self.stop.wait)
 
     async def load(self) -> None:
-        """Load the patch file off the event loop and hand it to the render thread."""
+        """Load the patch file off the event loop and hand it to the render thread.
+
+        Loads may overlap (a save that hangs in a `while True:` must not block the next
+        save); only a load newer than the last one handed over gets through.
+        """
         self.attempts += 1
         version = self.attempts
         try:
-            patch = await asyncio.to_thread(load_patch, self.patch_path, version, self.models,
+            patch = await _in_daemon_thread(load_patch, self.patch_path, version, self.models,
                                             self._setup_ctx)
         except PatchLoadError as exc:
-            self.engine.report(exc.error)
+            if version > self._offered:
+                self.engine.report(exc.error)
             return
-        self.engine.offer(patch)
+        if version > self._offered:
+            self._offered = version
+            self.engine.offer(patch)
 
     async def _watch(self) -> None:
         target = self.patch_path
         async for changes in watchfiles.awatch(target.parent, step=10, debounce=400,
                                                recursive=False):
             if any(Path(path) == target for _, path in changes) and target.exists():
-                await self.load()
+                task = asyncio.create_task(self.load())
+                self._loads.add(task)
+                task.add_done_callback(self._loads.discard)
 
     def _setup_ctx(self) -> Ctx:
         c = self.config
@@ -199,6 +213,35 @@ class Show:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Like `asyncio.to_thread`, but a call that never returns cannot hold up the exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:
+            outcome = functools.partial(future.set_exception, exc)
+        else:
+            outcome = functools.partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=work, name="perform-load", daemon=True).start()
+    return future
+
+
+async def _join(thread: threading.Thread, timeout: float = 2.0) -> None:
+    await asyncio.to_thread(thread.join, timeout)
+    if thread.is_alive():
+        log.warning("%s is stuck (a patch that never returns?); leaving it behind", thread.name)
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

@@ -211,6 +211,21 @@ def _count(points: Sequence[ArrayLike | int]) -> int:
     return n
 
 
+def _segment(pos: float, n: int, loop: bool) -> tuple[int, float]:
+    """The segment `pos` falls in (index of its first point) and how far along it is.
+
+    loop=True wraps pos around all n points; loop=False clamps it to [0, n-1].
+    """
+    v = _finite(pos, "pos")
+    if loop:
+        v %= n
+        i = min(math.floor(v), n - 1)
+    else:
+        v = min(max(v, 0.0), float(n - 1))
+        i = min(math.floor(v), n - 2)
+    return i, v - i
+
+
 def keyframes(
     pos: float,
     points: Sequence[ArrayLike | int],
@@ -226,23 +241,14 @@ def keyframes(
     loop=False holds on the first/last keyframe outside [0, len-1].
     """
     f_ease = _ease_func(ease)
-    v = _finite(pos, "pos")
     n = _count(points)
     if n == 1:
         return _out(_point(points[0], dim))
-    if loop:
-        v %= n
-        i = min(math.floor(v), n - 1)
-        j = (i + 1) % n
-    else:
-        v = min(max(v, 0.0), float(n - 1))
-        i = min(math.floor(v), n - 2)
-        j = i + 1
-    f = v - i
+    i, f = _segment(pos, n, loop)
     a = _point(points[i], dim)
     if f == 0.0:
         return _out(a)
-    b = _point(points[j], dim)
+    b = _point(points[(i + 1) % n], dim)
     a, b = np.broadcast_arrays(a, b)
     return _out(_slerp64(a, b, f_ease(f)))
 
@@ -263,20 +269,14 @@ def spline(
     spline-interpolated norm of the keyframes, so it does not drift towards the average
     image between them as a plain Euclidean spline would.
     """
-    v = _finite(pos, "pos")
     n = _count(points)
     if n == 1:
         return _out(_point(points[0], dim))
+    i, t = _segment(pos, n, loop)
     if loop:
-        v %= n
-        i = min(math.floor(v), n - 1)
         idx = [(i - 1) % n, i, (i + 1) % n, (i + 2) % n]
-    else:
-        v = min(max(v, 0.0), float(n - 1))
-        i = min(math.floor(v), n - 2)
-        # Missing neighbours at the ends repeat the end point.
+    else:  # missing neighbours at the ends repeat the end point
         idx = [max(i - 1, 0), i, i + 1, min(i + 2, n - 1)]
-    t = v - i
     if t == 0.0:
         return _out(_point(points[i], dim))
     p0, p1, p2, p3 = np.broadcast_arrays(*(_point(points[k], dim) for k in idx))

@@ -30,8 +30,8 @@ class Recorder(Mailbox):
 
 
 class LiveShow:
-    def __init__(self, show: Show, recorder: Recorder) -> None:
-        self.show, self.recorder = show, recorder
+    def __init__(self, show: Show, recorder: Recorder, thread: threading.Thread) -> None:
+        self.show, self.recorder, self.thread = show, recorder, thread
 
     @property
     def osc_port(self) -> int:
@@ -73,7 +73,7 @@ def live_show() -> Iterator[Callable[..., LiveShow]]:
         thread.start()
         started.append((show, thread))
         wait_ready(show)
-        return LiveShow(show, recorder)
+        return LiveShow(show, recorder, thread)
 
     yield start
     for show, thread in started:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -9,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from perform.outputs import recording
 from perform.outputs.recording import (
     FrameWriter,
     PngFolderWriter,
@@ -62,14 +66,54 @@ def test_video_round_trip(tmp_path: Path, suffix: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
 
 
-def test_video_is_byte_identical_and_single_threaded(tmp_path: Path) -> None:
+# Loads recording.py by path so the child skips `import perform` (and torch) and starts fast.
+RECORD_SCRIPT = """
+import importlib.util, sys
+from pathlib import Path
+import numpy as np
+spec = importlib.util.spec_from_file_location("recording", sys.argv[1])
+recording = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(recording)
+frames = np.load(sys.argv[2])
+h, w = frames.shape[1:3]
+with recording.open_writer(Path(sys.argv[3]), fps=12, width=w, height=h) as writer:
+    for frame in frames:
+        writer.write(frame)
+"""
+
+
+def record_in_subprocess(frames: Path, out: Path, perturb: int) -> bytes:
+    """Record in a fresh process whose malloc hands out memory filled with a given byte."""
+    env = {**os.environ, "MALLOC_PERTURB_": str(perturb)}  # glibc; ignored elsewhere
+    args = [sys.executable, "-c", RECORD_SCRIPT, recording.__file__, str(frames), str(out)]
+    subprocess.run(args, env=env, check=True, timeout=30)
+    return out.read_bytes()
+
+
+def test_video_is_byte_identical(tmp_path: Path) -> None:
     frames = gradient_frames(24)
     record(tmp_path / "a.mp4", frames)
     record(tmp_path / "b.mp4", frames)
-    a, b = (tmp_path / "a.mp4").read_bytes(), (tmp_path / "b.mp4").read_bytes()
-    assert a == b
-    # x264 stores its settings in the stream; one thread means no dependence on core count.
+    a = (tmp_path / "a.mp4").read_bytes()
+    assert a == (tmp_path / "b.mp4").read_bytes()
+    # x264 stores its settings in the stream: one thread, so no dependence on core count.
     assert b" threads=1 " in a and b"lookahead_threads=1" in a and b"crf=18.0" in a
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "mbtree"), [(W, H, b"mbtree=0"), (128, 64, b"mbtree=1")]
+)
+def test_video_does_not_depend_on_leftover_memory(
+    tmp_path: Path, width: int, height: int, mbtree: bytes
+) -> None:
+    # x264's AVX-512 mbtree code made these bytes follow the heap's old contents at width 64.
+    frames = gradient_frames(24, width, height)
+    npy = tmp_path / "frames.npy"
+    np.save(npy, np.stack(frames))
+    outputs = {record_in_subprocess(npy, tmp_path / f"p{n}.mp4", n) for n in (1, 170)}
+    outputs.add(record(tmp_path / "here.mp4", frames).path.read_bytes())
+    assert len(outputs) == 1
+    assert mbtree in outputs.pop()
 
 
 def test_fractional_fps(tmp_path: Path) -> None:
@@ -126,14 +170,25 @@ def test_odd_size_rejected_for_video(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_error_inside_with_leaves_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "broken.mp4"
+@pytest.mark.parametrize("name", ["broken.mp4", "stills"])
+def test_error_inside_with_leaves_nothing(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
     with pytest.raises(RuntimeError), open_writer(path, fps=12, width=W, height=H) as writer:
         for frame in gradient_frames(10):
             writer.write(frame)
         raise RuntimeError("patch crashed")
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_abort_keeps_files_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    writer = record(tmp_path / "clip.mp4", gradient_frames(3))  # an earlier, finished render
+    with open_writer(tmp_path, fps=12, width=W, height=H) as stills:
+        stills.write(gradient_frames(1)[0])
+        stills.abort()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "notes.txt"]
+    assert writer.path.stat().st_size > 0
 
 
 def test_write_after_close_and_double_close(tmp_path: Path) -> None:

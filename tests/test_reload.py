@@ -3,6 +3,7 @@
 import os
 import socket
 import textwrap
+import time
 
 from conftest import wait_for
 from pythonosc.osc_message import OscMessage
@@ -117,3 +118,30 @@ def _osc(sock):
     data, _ = sock.recvfrom(65536)
     message = OscMessage(data)
     return [message.address, *message.params]
+
+
+def test_a_slow_load_does_not_hold_up_the_next_save(tmp_path, live_show):
+    patch = tmp_path / "slow.py"
+    patch.write_text(GOOD.format(tint=""))
+    live = live_show(patch)
+    frames = live.recorder.frames
+    wait_for(lambda: frames and frames[-1].patch_version == 1, what="version 1")
+    patch.write_text("import time\ntime.sleep(2)\n" + GOOD.format(tint=" // 3"))
+    wait_for(lambda: live.show.attempts == 2, what="the slow load to start")
+    patch.write_text(GOOD.format(tint=" // 2"))
+    wait_for(lambda: frames[-1].patch_version == 3, timeout=1.5, what="the newer save first")
+    time.sleep(2.0)  # the slow load finishes and must not replace the newer version
+    assert frames[-1].patch_version == 3 and frames[-1].image.max() <= 128
+
+
+def test_stopping_works_even_while_a_frame_is_stuck(tmp_path, live_show):
+    patch = tmp_path / "stuck.py"
+    patch.write_text(GOOD.format(tint="") + "\n\nimport time\n_frame = frame\n\n\n"
+                     "def frame(ctx):\n    if ctx.frame == 5:\n        time.sleep(5)\n"
+                     "    return _frame(ctx)\n")
+    live = live_show(patch)
+    wait_for(lambda: len(live.recorder.frames) == 5, what="the stuck frame")
+    started = time.monotonic()
+    live.show.stop.set()
+    live.thread.join(timeout=10)
+    assert not live.thread.is_alive() and time.monotonic() - started < 3.5

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,28 +96,31 @@ def overhead(size: int, frames: int, folder: Path) -> None:
     summary(f"server overhead per frame, {size}x{size}", np.array(work[100:]) * 1000)
 
 
-def live(config: ShowConfig, timeline: Timeline) -> tuple[Show, threading.Thread]:
-    show = Show(config)
+@contextlib.contextmanager
+def live(folder: Path, size: int, fps: float) -> Iterator[tuple[Show, Path, Timeline]]:
+    """A running show on the bench patch, warmed up for a second."""
+    patch = folder / f"bench_{size}_{fps:g}.py"
+    patch.write_text(PATCH.format(version=0))
+    show, timeline = Show(ShowConfig(patch=patch, width=size, height=size, fps=fps,
+                                     osc_port=0, http_port=0)), Timeline()
     show.engine.outputs.append(timeline)
     thread = threading.Thread(target=asyncio.run, args=(show.serve(),), daemon=True)
     thread.start()
     wait_ready(show)
-    return show, thread
+    time.sleep(1.0)
+    try:
+        yield show, patch, timeline
+    finally:
+        show.stop.set()
+        thread.join()
 
 
 def osc_latency(size: int, fps: float, messages: int, folder: Path) -> None:
-    patch = folder / "latency.py"
-    patch.write_text(PATCH.format(version=0))
-    timeline = Timeline()
-    show, thread = live(ShowConfig(patch=patch, width=size, height=size, fps=fps,
-                                   osc_port=0, http_port=0), timeline)
-    time.sleep(1.0)
-    assert show.osc_address is not None
-    subprocess.run([sys.executable, "-c", SENDER, str(show.osc_address[1]), str(messages)],
-                   check=True)
-    time.sleep(0.5)
-    show.stop.set()
-    thread.join()
+    with live(folder, size, fps) as (show, _, timeline):
+        assert show.osc_address is not None
+        subprocess.run([sys.executable, "-c", SENDER, str(show.osc_address[1]),
+                        str(messages)], check=True)
+        time.sleep(0.5)
     latencies, last = [], 0.0
     for published, mark, _ in timeline.entries:
         if mark != last:
@@ -128,24 +133,18 @@ def osc_latency(size: int, fps: float, messages: int, folder: Path) -> None:
 
 
 def reload_latency(size: int, fps: float, saves: int, folder: Path) -> None:
-    patch = folder / "reload.py"
-    patch.write_text(PATCH.format(version=0))
-    timeline = Timeline()
-    show, thread = live(ShowConfig(patch=patch, width=size, height=size, fps=fps,
-                                   osc_port=0, http_port=0), timeline)
-    time.sleep(1.0)
-    dropped_before = show.stats.dropped
-    latencies = []
-    for version in range(2, saves + 2):
-        time.sleep(0.3)
-        patch.write_text(PATCH.format(version=version))
-        saved = time.monotonic()
-        while not any(v == version for _, _, v in timeline.entries[-3:]):
-            time.sleep(0.001)
-        latencies.append(min(p for p, _, v in timeline.entries if v == version) - saved)
-    dropped = show.stats.dropped - dropped_before
-    show.stop.set()
-    thread.join()
+    with live(folder, size, fps) as (show, patch, timeline):
+        dropped_before = show.stats.dropped
+        latencies = []
+        for version in range(1, saves + 1):
+            time.sleep(0.3)
+            newest = timeline.entries[-1][2]
+            patch.write_text(PATCH.format(version=version))
+            saved = time.monotonic()
+            while timeline.entries[-1][2] == newest:
+                time.sleep(0.001)
+            latencies.append(next(p for p, _, v in timeline.entries if v > newest) - saved)
+        dropped = show.stats.dropped - dropped_before
     summary(f"save -> first new frame, {size}x{size} @ {fps:g} fps", np.array(latencies) * 1000)
     print(f"{'':<44} dropped frames during {saves} reloads: {dropped}, held: {show.stats.held}")
 
@@ -158,9 +157,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         overhead(512, 2000, folder)
-        osc_latency(64, 60, args.messages, folder)
-        osc_latency(512, 60, args.messages, folder)
-        reload_latency(256, 60, args.saves, folder)
+        for size, fps in ((64, 60), (256, 60), (512, 30), (512, 60)):
+            osc_latency(size, fps, args.messages, folder)
+        for size, fps in ((256, 60), (512, 30)):
+            reload_latency(size, fps, args.saves, folder)
 
 
 if __name__ == "__main__":
