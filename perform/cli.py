@@ -83,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.patch.is_file():
+        print(f"perform: no patch file at {args.patch}", file=sys.stderr)
+        return 1
     if args.command == "render":
         return render(args)
     outputs = set(args.output or ["window", "preview"])

@@ -92,6 +92,7 @@ class Show:
         """Run until `self.stop` is set; everything started here is stopped in reverse."""
         self._loop = asyncio.get_running_loop()
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self.feedback.close)
             await self.load()
             render = threading.Thread(target=self.engine.run, args=(self.stop,),
                                       name="perform-render", daemon=True)
