@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         show.run()
     except OSError as exc:
-        print(f"perform: cannot start: {exc}", file=sys.stderr)
+        print(f"perform: cannot start: {exc.strerror or exc} (is another show running? "
+              "pick other ports with --osc-port / --http-port)", file=sys.stderr)
         return 1
     return 0
 

@@ -100,8 +100,12 @@ class Show:
             stack.push_async_callback(_join, render)
             stack.callback(self.stop.set)
 
-            transport = await serve_osc(self.store, self.config.host, self.config.osc_port,
-                                        self.osc_stats)
+            try:
+                transport = await serve_osc(self.store, self.config.host,
+                                            self.config.osc_port, self.osc_stats)
+            except OSError as exc:
+                raise OSError(exc.errno, f"OSC port udp {self.config.host}:"
+                                         f"{self.config.osc_port}: {exc.strerror}") from exc
             stack.callback(transport.close)
             self.osc_address = transport.get_extra_info("sockname")[:2]
 

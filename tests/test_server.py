@@ -148,6 +148,15 @@ def test_preview_page_and_live_jpeg_stream(server):
         assert jpeg.format == "JPEG" and jpeg.size == (64, 48)
 
 
+def test_a_second_show_on_a_taken_port_says_so(server):
+    _, port, _ = server
+    done = subprocess.run([sys.executable, "-m", "perform", "run", "--headless", "--osc-port",
+                           str(port), "--http-port", "0"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"OSC port udp 127.0.0.1:{port}: Address already in use" in done.stderr
+
+
 def test_ctrl_c_stops_cleanly(server):
     proc, _, _ = server
     proc.send_signal(signal.SIGINT)
