@@ -2,10 +2,11 @@
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
-import tempfile
 import threading
 
 import aiohttp
@@ -62,7 +63,8 @@ async def open_page(url: str, profile: str):
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group: the helpers die with it
     for line in browser.stderr:
         found = re.search(r"DevTools listening on (ws://\S+)", line)
         if found:
@@ -83,26 +85,25 @@ async def test_preview_page_shows_frames_params_and_errors(tmp_path, live_show):
     patch = tmp_path / "show.py"
     patch.write_text(PATCH.format(extra=""))
     live = live_show(patch)
-    with tempfile.TemporaryDirectory() as profile:
-        browser, session, page = await open_page(live.url + "/", profile)
-        try:
-            # live frames decode in the browser at the show's size
-            assert await page.until("document.getElementById('view').naturalWidth") == 64
-            assert await page.js("document.getElementById('view').naturalHeight") == 48
-            # the param is listed with its value, and its slider plays it
-            label = await page.until("document.querySelector('#params label')?.textContent")
-            assert label == "/walk/speed = 0.25"
-            await page.js("""(() => { const s = document.querySelector('#params input');
-                                      s.value = 0.75; s.dispatchEvent(new Event('input')); })()""")
-            await asyncio.to_thread(
-                wait_for, lambda: live.state()["params"]["walk/speed"]["value"] == 0.75)
-            # a broken save shows its line on the page; the next good save clears it
-            patch.write_text(PATCH.format(extra=" + undefined_name"))
-            error = await page.until("document.querySelector('#error.shown')?.textContent")
-            assert f"{patch.resolve()}:8" in error and "NameError" in error
-            patch.write_text(PATCH.format(extra=""))
-            await page.until("document.getElementById('error').className === ''")
-        finally:
-            await session.close()
-            browser.kill()
-            browser.wait()
+    browser, session, page = await open_page(live.url + "/", str(tmp_path / "profile"))
+    try:
+        # live frames decode in the browser at the show's size
+        assert await page.until("document.getElementById('view').naturalWidth") == 64
+        assert await page.js("document.getElementById('view').naturalHeight") == 48
+        # the param is listed with its value, and its slider plays it
+        label = await page.until("document.querySelector('#params label')?.textContent")
+        assert label == "/walk/speed = 0.25"
+        await page.js("""(() => { const s = document.querySelector('#params input');
+                                  s.value = 0.75; s.dispatchEvent(new Event('input')); })()""")
+        await asyncio.to_thread(
+            wait_for, lambda: live.state()["params"]["walk/speed"]["value"] == 0.75)
+        # a broken save shows its line on the page; the next good save clears it
+        patch.write_text(PATCH.format(extra=" + undefined_name"))
+        error = await page.until("document.querySelector('#error.shown')?.textContent")
+        assert f"{patch.resolve()}:8" in error and "NameError" in error
+        patch.write_text(PATCH.format(extra=""))
+        await page.until("document.getElementById('error').className === ''")
+    finally:
+        await session.close()
+        os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait()
