@@ -90,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         return render(args)
     outputs = set(args.output or ["window", "preview"])
     window = "window" in outputs and not args.headless and display_available()
-    show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
-                           fps=args.fps, host=args.host, osc_port=args.osc_port,
-                           http_port=args.http_port, window=window, device=args.device,
-                           bpm=args.bpm, feedback=tuple(args.feedback)))
     try:
+        show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
+                               fps=args.fps, host=args.host, osc_port=args.osc_port,
+                               http_port=args.http_port, window=window, device=args.device,
+                               bpm=args.bpm, feedback=tuple(args.feedback)))
         show.run()
+    except ValueError as exc:  # a feedback host that does not resolve, say
+        print(f"perform: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"perform: cannot start: {exc.strerror or exc} (is another show running? "
               "pick other ports with --osc-port / --http-port)", file=sys.stderr)

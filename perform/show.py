@@ -93,7 +93,8 @@ class Show:
         self._loop = asyncio.get_running_loop()
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.feedback.close)
-            await self.load()
+            # the first frame wants the patch, but a patch that never loads must not stop the show
+            await asyncio.wait({self._start_load()}, timeout=10.0)
             render = threading.Thread(target=self.engine.run, args=(self.stop,),
                                       name="perform-render", daemon=True)
             render.start()
@@ -121,6 +122,7 @@ class Show:
 
             watcher = asyncio.create_task(self._watch())
             stack.push_async_callback(_cancel, watcher)
+            await asyncio.sleep(0)  # the watcher registers its inotify watch before any await
             self.ready.set()
             log.info("perform: patch %s | OSC udp://%s:%d | preview http://%s:%d/",
                      self.patch_path, *self.osc_address, *self.http_address)
@@ -150,9 +152,13 @@ class Show:
         async for changes in watchfiles.awatch(target.parent, step=10, debounce=400,
                                                recursive=False):
             if any(Path(path) == target for _, path in changes) and target.exists():
-                task = asyncio.create_task(self.load())
-                self._loads.add(task)
-                task.add_done_callback(self._loads.discard)
+                self._start_load()
+
+    def _start_load(self) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.load())
+        self._loads.add(task)
+        task.add_done_callback(self._loads.discard)
+        return task
 
     def _setup_ctx(self) -> Ctx:
         c = self.config

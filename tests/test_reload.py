@@ -38,7 +38,8 @@ def test_edits_apply_live_and_broken_edits_never_stop_the_show(tmp_path, live_sh
     listener.settimeout(5)
     patch = tmp_path / "show.py"
     write(patch, GOOD.format(tint=""))
-    live = live_show(patch, feedback=(listener.getsockname(),))
+    # 10 fps: a missed frame slot then means a stall of 100 ms, which a reload must never cause
+    live = live_show(patch, fps=10.0, feedback=(listener.getsockname(),))
     show, frames = live.show, live.recorder.frames
     wait_for(lambda: len(frames) > 5, what="first frames")
     assert live.state()["patch"] | {"file": None} == {
