@@ -42,40 +42,28 @@ class Mailbox:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._frame: Frame | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self.delivered = 0
-        self.dropped = 0  # frames replaced before the output took them
 
     def put(self, frame: Frame) -> None:
-        with self._cond:
-            if self._frame is not None:
-                self.dropped += 1
+        with self._lock:
             self._frame = frame
             waiters, self._waiters = self._waiters, []
-            self._cond.notify_all()
         for loop, event in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
 
-    def take(self, timeout: float | None = None) -> Frame | None:
-        """Block (in a thread) until a frame is there, take it; None on timeout."""
-        with self._cond:
-            if self._frame is None and not self._cond.wait_for(lambda: self._frame is not None,
-                                                               timeout):
-                return None
-            return self._take_locked()
-
     def take_nowait(self) -> Frame | None:
-        with self._cond:
+        with self._lock:
             return self._take_locked() if self._frame is not None else None
 
     async def next(self) -> Frame:
         """Wait on the event loop for the next frame and take it."""
         while True:
             event = asyncio.Event()
-            with self._cond:
+            with self._lock:
                 if self._frame is not None:
                     return self._take_locked()
                 self._waiters.append((asyncio.get_running_loop(), event))

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import io
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
@@ -20,8 +19,6 @@ from PIL import Image
 
 from perform.core.frames import Frame, Mailbox
 from perform.core.params import ParamError, ParamStore
-
-log = logging.getLogger("perform.web")
 
 BOUNDARY = "perform-frame"
 
