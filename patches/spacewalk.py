@@ -2,8 +2,8 @@
 # Try: oscsend localhost 9000 /walk/speed f 0.3   (or move the slider in the browser)
 from perform import models, param, walks
 
-speed = param("walk/speed", 0.05, 0.0, 1.0, smooth=0.5)  # loops per second
-size = param("walk/size", 1.2, 0.0, 4.0, smooth=0.5)     # how far the loop travels
+speed = param("walk/speed", 0.05, 0.0, 1.0, smooth=0.5, doc="loops per second")
+size = param("walk/size", 1.2, 0.0, 4.0, smooth=0.5, doc="how far the loop travels")
 model = models.load("cppn:seed=7")
 
 

@@ -56,8 +56,12 @@ def parser() -> argparse.ArgumentParser:
                      help="patch file, hot-reloaded on save (default: patches/spacewalk.py)")
     run.add_argument("--size", type=size, default=(512, 512), help="WxH, default 512x512")
     run.add_argument("--fps", type=positive, default=60.0)
-    run.add_argument("--osc-port", type=int, default=9000)
+    run.add_argument("--osc-port", type=int, default=9000, help="UDP and TCP (default 9000)")
     run.add_argument("--http-port", type=int, default=8080)
+    run.add_argument("--oscquery-port", type=int, default=None,
+                     help="OSCQuery HTTP/WebSocket port (default: the HTTP port + 1)")
+    run.add_argument("--no-zeroconf", action="store_true",
+                     help="do not advertise OSCQuery/OSC with mDNS (Bonjour)")
     run.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only)")
     run.add_argument("--output", action="append", choices=("window", "preview", "none"),
@@ -65,8 +69,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no window")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--bpm", type=positive, default=120.0, help="tempo behind ctx.beat")
-    run.add_argument("--feedback", type=target, action="append", default=[],
-                     metavar="HOST:PORT", help="send /perform/error and status OSC there")
+    run.add_argument("--osc-out", type=target, action="append", default=[],
+                     metavar="HOST:PORT", help="send OSC feedback there (param changes, beat, "
+                     "fps, errors); repeatable")
+    run.add_argument("--osc-max-delay", type=positive, default=10.0, metavar="SECONDS",
+                     help="hold timetagged bundles at most this far ahead (default 10)")
+    run.add_argument("--token", help="secret for /perform/patch/load and /perform/preset/save "
+                     "when --host is not loopback (default: a random one, printed at start)")
 
     render = commands.add_parser("render", help="render a patch offline, frame-exact")
     render.add_argument("patch", type=Path)
@@ -94,14 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
                                fps=args.fps, host=args.host, osc_port=args.osc_port,
                                http_port=args.http_port, window=window, device=args.device,
-                               bpm=args.bpm, feedback=tuple(args.feedback)))
+                               bpm=args.bpm, osc_out=tuple(args.osc_out),
+                               oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,
+                               osc_max_delay=args.osc_max_delay, token=args.token))
         show.run()
-    except ValueError as exc:  # a feedback host that does not resolve, say
+    except ValueError as exc:  # an --osc-out host that does not resolve, say
         print(f"perform: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"perform: cannot start: {exc.strerror or exc} (is another show running? "
-              "pick other ports with --osc-port / --http-port)", file=sys.stderr)
+              "pick other ports with --osc-port / --http-port / --oscquery-port)", file=sys.stderr)
         return 1
     return 0
 

@@ -100,12 +100,14 @@ class Engine:
         values, version = self.store.snapshot(dt)
         ctx = Ctx(t=t, frame=self._seq, dt=dt, fps=self.fps, width=self.width,
                   height=self.height, bpm=self.bpm, params=values, state=self.state)
-        values_token, host_token = scope.frame_values.set(values), scope.host.set(self.models)
+        tokens = (scope.frame_values.set(values), scope.host.set(self.models),
+                  scope.store.set(self.store))
         try:
             image, patch_time, patch_version = self._draw(ctx)
         finally:
-            scope.frame_values.reset(values_token)
-            scope.host.reset(host_token)
+            for var, token in zip((scope.frame_values, scope.host, scope.store), tokens,
+                                  strict=True):
+                var.reset(token)
         published = self._clock()
         frame = Frame(self._seq, t, image, values, version, patch_version, published)
         for mailbox in self.outputs:
@@ -115,11 +117,14 @@ class Engine:
         return frame
 
     def run(self, stop: threading.Event) -> None:
-        """Render at `fps` until `stop` is set; late frames skip their slots, never pile up."""
-        interval = 1.0 / self.fps
+        """Render at `fps` until `stop` is set; late frames skip their slots, never pile up.
+
+        `fps` may change while it runs (OSC /perform/fps): the next slot uses the new pace.
+        """
         start = self._clock()
         due = start
         while not stop.is_set():
+            interval = 1.0 / self.fps
             wait = due - self._clock()
             if wait > 0 and stop.wait(wait):
                 break

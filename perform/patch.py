@@ -17,19 +17,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from perform.core import scope
 from perform.core.params import ParamSpec, Value
 
 __all__ = ["Ctx", "Param", "param"]
 
 
-def param(name: str, default: Value, min: float | None = None, max: float | None = None,
-          *, smooth: float = 0.0) -> Param:
+def param(name: str, default: Value | list[float], min: float | None = None,
+          max: float | None = None, *, smooth: float = 0.0, doc: str = "") -> Param:
     """Declare a performable value: OSC address `/` + name, range [min, max].
 
-    `smooth` (seconds) makes the value glide to each new setting instead of jumping.
+    A tuple default makes a vector (`param("pad", (0.5, 0.5), 0, 1)` for an XY pad): OSC
+    sends it as that many numbers. `smooth` (seconds) makes the value glide to each new
+    setting instead of jumping. `doc` is shown to OSCQuery clients and on the preview page.
     """
-    spec = ParamSpec(name, default, min, max, smooth)
+    spec = ParamSpec(name, tuple(default) if isinstance(default, list) else default,
+                     min, max, smooth, doc)
     declaring = scope.loading.get()
     if declaring is not None:
         if any(p.name == name for p in declaring.params):
@@ -66,11 +71,35 @@ class Param:
         return self.spec.name
 
     @property
-    def value(self) -> Value:
+    def value(self) -> Any:
+        """The value in this frame; a vector comes as a read-only float32 numpy array."""
         values = scope.frame_values.get()
-        if values is None:
-            return self.spec.default
-        return values.get(self.spec.name, self.spec.default)
+        value = self.spec.default if values is None else values.get(self.spec.name,
+                                                                     self.spec.default)
+        if isinstance(value, tuple):
+            array = np.asarray(value, dtype=np.float32)
+            array.flags.writeable = False
+            return array
+        return value
+
+    def set(self, value: Any) -> None:
+        """Move the param from inside `frame(ctx)`, as a controller would (it shows in feedback).
+
+        Takes effect from the next frame; raises ParamError for a value it cannot take.
+        """
+        store = scope.store.get()
+        if store is None:
+            raise RuntimeError(f"param {self.spec.name!r} can only be set while the show runs")
+        store.set(self.spec.name, value)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.value[index]
+
+    def __iter__(self) -> Any:
+        return iter(self.value)
 
     def __float__(self) -> float:
         return float(self.value)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -24,12 +26,15 @@ import torch
 import watchfiles
 from aiohttp import web
 
+from perform.control import COMMANDS, server_commands
 from perform.core.frames import Mailbox
 from perform.core.loader import Patch, PatchError, PatchLoadError, load_patch
 from perform.core.params import ParamStore
 from perform.core.stats import FrameStats
 from perform.engine import Engine
-from perform.io.osc import OscFeedback, OscStats, serve_osc
+from perform.io.discovery import advertise
+from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
+from perform.io.oscquery import OscQuery
 from perform.io.web import JpegPreview, make_app
 from perform.models.host import ModelHost
 from perform.patch import Ctx
@@ -50,7 +55,11 @@ class ShowConfig:
     window: bool = False
     device: str = "auto"
     bpm: float = 120.0
-    feedback: tuple[tuple[str, int], ...] = ()
+    osc_out: tuple[tuple[str, int], ...] = ()  # feedback targets from the start
+    oscquery_port: int | None = None  # None: the HTTP port + 1 (any free port if that is 0)
+    zeroconf: bool = True  # advertise OSCQuery and OSC with mDNS/Bonjour
+    osc_max_delay: float = 10.0  # seconds a timetagged bundle may be held
+    token: str | None = None  # needed by file-writing commands when bound beyond loopback
 
 
 def pick_device(name: str) -> torch.device:
@@ -63,24 +72,35 @@ class Show:
     def __init__(self, config: ShowConfig) -> None:
         self.config = config
         self.patch_path = config.patch.resolve()
+        self.patch_folder = self.patch_path.parent  # OSC may load patches from here only
+        self.token = config.token or (None if _is_loopback(config.host)
+                                      else secrets.token_urlsafe(12))
         self.device = pick_device(config.device)
         self.store = ParamStore()
         self.stats = FrameStats()
         self.osc_stats = OscStats()
-        self.feedback = OscFeedback()
-        for host, port in config.feedback:
-            self.feedback.add_target(host, port)
         self.models = ModelHost(config.width, config.height, self.device)
         self.preview_box = Mailbox("preview")
         self.window_box = Mailbox("window")
-        outputs = [self.preview_box] + ([self.window_box] if config.window else [])
+        self.control_box = Mailbox("control")  # paces feedback and OSCQuery, once a frame
+        outputs = [self.preview_box, self.control_box] + ([self.window_box] if config.window
+                                                          else [])
         self.engine = Engine(self.store, self.models, width=config.width, height=config.height,
                              fps=config.fps, bpm=config.bpm, outputs=outputs, stats=self.stats,
                              on_error=self._announce, on_swap=self._swapped)
+        self.feedback = OscFeedback(self.store, bpm=lambda: self.engine.bpm,
+                                    frame_stats=self.stats.summary)
+        for host, port in config.osc_out:
+            self.feedback.add_target(host, port)
+        self.router = OscRouter(self.store, commands=server_commands(self),
+                                max_delay=config.osc_max_delay, stats=self.osc_stats)
+        self.osc = OscServer(self.router)
+        self.oscquery = OscQuery(self.store, self._host_info, self._ws_packet, COMMANDS)
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.osc_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
+        self.oscquery_address: tuple[str, int] | None = None
         self.attempts = 0  # loads tried; a load's version is its attempt number
         self._offered = 0  # the newest version handed to the engine
         self._loads: set[asyncio.Task[None]] = set()
@@ -101,32 +121,72 @@ class Show:
             stack.push_async_callback(_join, render)
             stack.callback(self.stop.set)
 
+            host = self.config.host
             try:
-                transport = await serve_osc(self.store, self.config.host,
-                                            self.config.osc_port, self.osc_stats)
+                await self.osc.start(host, self.config.osc_port)
             except OSError as exc:
-                raise OSError(exc.errno, f"OSC port udp {self.config.host}:"
+                raise OSError(exc.errno, f"OSC port udp/tcp {host}:"
                                          f"{self.config.osc_port}: {exc.strerror}") from exc
-            stack.callback(transport.close)
-            self.osc_address = transport.get_extra_info("sockname")[:2]
+            stack.callback(self.osc.close)
+            self.osc_address = self.osc.address
 
             preview = JpegPreview(self.preview_box)
-            runner = web.AppRunner(make_app(self.store, self.state, preview),
-                                   handle_signals=False, access_log=None, shutdown_timeout=1.0)
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
+            self.http_address = await _serve_http(stack, make_app(self.store, self.state, preview),
+                                                  host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup
-            site = web.TCPSite(runner, self.config.host, self.config.http_port)
-            await site.start()
-            self.http_address = tuple(runner.addresses[0][:2])
+            oscquery_port = self.config.oscquery_port
+            if oscquery_port is None:
+                oscquery_port = self.http_address[1] + 1 if self.config.http_port else 0
+            self.oscquery_address = await _serve_http(stack, self.oscquery.app(), host,
+                                                      oscquery_port, "OSCQuery")
+            stack.push_async_callback(self.oscquery.close)
+            if self.config.zeroconf:
+                advertised = await advertise("perform", host, self.oscquery_address[1],
+                                             self.osc_address[1])
+                if advertised is not None:
+                    stack.push_async_callback(advertised.close)
 
-            watcher = asyncio.create_task(self._watch())
-            stack.push_async_callback(_cancel, watcher)
+            for task in (self._watch(), self._each_frame()):
+                stack.push_async_callback(_cancel, asyncio.create_task(task))
             await asyncio.sleep(0)  # the watcher registers its inotify watch before any await
             self.ready.set()
-            log.info("perform: patch %s | OSC udp://%s:%d | preview http://%s:%d/",
-                     self.patch_path, *self.osc_address, *self.http_address)
+            log.info("perform: patch %s | OSC udp+tcp://%s:%d | preview http://%s:%d/ | "
+                     "OSCQuery http://%s:%d/", self.patch_path, *self.osc_address,
+                     *self.http_address, *self.oscquery_address)
+            if self.token is not None:
+                log.warning("perform listens beyond this machine; the token for /perform/"
+                            "patch/load and /perform/preset/save is %s", self.token)
             await asyncio.to_thread(self.stop.wait)
+
+    async def _each_frame(self) -> None:
+        """Mirror the show once per rendered frame: OSC feedback and OSCQuery listeners."""
+        while True:
+            frame = await self.control_box.next()
+            try:
+                self.feedback.publish(frame)
+            except Exception:  # a bug in one mirror must not stop the other
+                log.exception("OSC feedback failed")
+            try:
+                self.oscquery.publish()
+            except Exception:
+                log.exception("OSCQuery publish failed")
+
+    def reload(self) -> None:
+        """Load the patch file again now (OSC /perform/reload); call on the event loop."""
+        self._start_load()
+
+    def switch_patch(self, path: Path) -> None:
+        """Run another patch file; the running one draws until the new one has loaded."""
+        self.patch_path = path
+        self._start_load()
+
+    def _host_info(self) -> dict[str, Any]:
+        host, port = self.osc_address or (self.config.host, self.config.osc_port)
+        return {"NAME": f"perform ({self.patch_path.name})", "OSC_IP": host, "OSC_PORT": port,
+                "OSC_TRANSPORT": "UDP"}
+
+    def _ws_packet(self, data: bytes, reply: Callable[[bytes], None]) -> None:
+        self.router.receive(data, Peer("websocket", 0, "ws", reply))
 
     async def load(self) -> None:
         """Load the patch file off the event loop and hand it to the render thread.
@@ -148,9 +208,9 @@ class Show:
             self.engine.offer(patch)
 
     async def _watch(self) -> None:
-        target = self.patch_path
-        async for changes in watchfiles.awatch(target.parent, step=10, debounce=400,
+        async for changes in watchfiles.awatch(self.patch_folder, step=10, debounce=400,
                                                recursive=False):
+            target = self.patch_path  # /perform/patch/load may have switched it
             if any(Path(path) == target for _, path in changes) and target.exists():
                 self._start_load()
 
@@ -178,6 +238,9 @@ class Show:
             keep |= self.engine.fallback.model_keys
         self.models.keep_only(keep)
         log.info("patch version %d running", patch.version)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.feedback.send, "/perform/patch",
+                                            str(patch.path), patch.version)
 
     def state(self) -> dict[str, Any]:
         engine = self.engine
@@ -195,9 +258,23 @@ class Show:
             "models": self.models.loaded(),
             "device": str(self.device),
             "size": [self.config.width, self.config.height],
-            "frames": {**self.stats.summary(), "target_fps": self.config.fps},
-            "osc": self.osc_stats.as_dict(),
+            "frames": {**self.stats.summary(), "target_fps": self.engine.fps},
+            "osc": {**self.osc_stats.as_dict(), "held": self.router.held,
+                    "tcp_clients": len(self.osc.clients), "tcp_refused": self.osc.refused,
+                    "kernel_dropped": self.osc.kernel_drops(),
+                    "feedback": {"targets": [f"{h}:{p}" for h, p in self.feedback.targets],
+                                 "sent": self.feedback.sent, "errors": self.feedback.errors,
+                                 "last_error": self.feedback.last_error}},
+            "ports": self.ports(),
         }
+
+    def ports(self) -> dict[str, int | None]:
+        """Every port in use, for the status page and people wiring up a rig."""
+        def port(address: tuple[str, int] | None) -> int | None:
+            return address[1] if address else None
+        osc = port(self.osc_address)
+        return {"osc_udp": osc, "osc_tcp": osc, "http": port(self.http_address),
+                "oscquery": port(self.oscquery_address)}
 
     # -- the blocking entry point ---------------------------------------------------------
 
@@ -224,6 +301,25 @@ class Show:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+async def _serve_http(stack: contextlib.AsyncExitStack, app: web.Application, host: str,
+                      port: int, what: str) -> tuple[str, int]:
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise OSError(exc.errno, f"{what} port tcp {host}:{port}: {exc.strerror}") from exc
+    return tuple(runner.addresses[0][:2])  # type: ignore[return-value]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -64,7 +64,7 @@ def live_show() -> Iterator[Callable[..., LiveShow]]:
     started: list[tuple[Show, threading.Thread]] = []
 
     def start(patch: Path, **config: Any) -> LiveShow:
-        options = dict(width=64, height=48, fps=30.0, osc_port=0, http_port=0)
+        options = dict(width=64, height=48, fps=30.0, osc_port=0, http_port=0, zeroconf=False)
         options.update(config)
         show = Show(ShowConfig(patch=patch, **options))
         recorder = Recorder()

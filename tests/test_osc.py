@@ -1,4 +1,4 @@
-"""OSC input/output over real UDP sockets on 127.0.0.1."""
+"""OSC over real UDP sockets on 127.0.0.1: routing, types, vectors, bundles, bad input."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from perform.core.params import ParamSpec, ParamStore
-from perform.io import osc as osc_module
-from perform.io.osc import OscFeedback, OscReceiver, OscStats, serve_osc
+from perform.io.osc import OscRouter, OscServer, Peer
+from perform.io.osc import router as router_module
+from perform.io.osc.wire import OscError, parse
 
 SPECS = [
     ParamSpec("walk/speed", 0.125, 0.0, 1.0),
@@ -32,13 +33,31 @@ SPECS = [
     ParamSpec("count", 3, 0, 10),
     ParamSpec("flag", False),
     ParamSpec("label", "hi"),
+    ParamSpec("pad", (0.5, 0.5), 0.0, 1.0),
 ]
 
 
-def make_store() -> ParamStore:
-    store = ParamStore()
+class RecordingStore(ParamStore):
+    """A real store that also notes when each value arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied: list[tuple[str, object, float]] = []
+
+    def set(self, name: str, value: object) -> object:
+        coerced = super().set(name, value)
+        self.applied.append((name, coerced, time.monotonic()))
+        return coerced
+
+
+def make_store() -> RecordingStore:
+    store = RecordingStore()
     store.declare(SPECS)
     return store
+
+
+def quiet_peer(replies: list[bytes] | None = None) -> Peer:
+    return Peer("test", 1, "udp", (replies if replies is not None else []).append)
 
 
 def msg(address: str, *args: object) -> bytes:
@@ -68,19 +87,22 @@ async def until(predicate, timeout: float = 1.0) -> None:
 
 @pytest.fixture
 async def osc():
-    store, stats, applied = make_store(), OscStats(), []
-    transport = await serve_osc(store, "127.0.0.1", 0, stats,
-                                on_applied=lambda n, v: applied.append((n, v, time.monotonic())))
-    port = transport.get_extra_info("sockname")[1]
+    store = make_store()
+    router = OscRouter(store, commands={"/perform/ping": lambda args, peer: ("/perform/pong",
+                                                                              args)})
+    server = OscServer(router)
+    await server.start("127.0.0.1", 0)
+    port = server.address[1]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def send(*datagrams: bytes) -> None:
         for data in datagrams:
             sock.sendto(data, ("127.0.0.1", port))
 
-    yield SimpleNamespace(store=store, stats=stats, applied=applied, port=port, send=send)
+    yield SimpleNamespace(store=store, stats=router.stats, applied=store.applied, port=port,
+                          send=send, sock=sock, router=router, server=server)
     sock.close()
-    transport.close()
+    server.close()
 
 
 async def test_values_are_coerced_and_clamped(osc):
@@ -166,14 +188,74 @@ async def test_routes_follow_redeclared_params(osc):
     msg("/walk/speed", "nan"),
     msg("/walk/speed", None),
     msg("/count", [1, 2]),
+    msg("/label", "x" * 60000),  # a 64 KB-ish string is refused, not stored
+    msg("/pad", 0.5),
+    msg("/pad", 0.1, 0.2, 0.3),
+    msg("/pad", [0.1, float("nan")]),
 ])
 async def test_bad_args_leave_value_unchanged(osc, data):
     osc.send(data)
     await until(lambda: osc.stats.bad_args == 1)
     assert value(osc.store, "walk/speed") == 0.125
     assert value(osc.store, "count") == 3
+    assert value(osc.store, "label") == "hi" and value(osc.store, "pad") == (0.5, 0.5)
     assert osc.stats.last_error
     assert osc.stats.applied == 0
+
+
+async def test_every_type_tag_reaches_the_params(osc):
+    osc.send(msg("/walk/speed", 0.25),  # f
+             b"/count\0\0,d\0\0" + struct.pack(">d", 6.0),  # d
+             b"/count\0\0,h\0\0" + struct.pack(">q", 7),  # h
+             msg("/flag", True), msg("/flag", False), msg("/flag", True),  # T F
+             msg("/label", "text"),  # s
+             msg("/pad", 0.25, 0.75),  # a vector as two floats (TouchOSC's XY pad)
+             msg("/pad", [0.125, 0.5]),  # ... or as one OSC array
+             msg("/count", 9))  # i
+    await until(lambda: osc.stats.applied == 10)
+    assert [(n, v) for n, v, _ in osc.applied] == [
+        ("walk/speed", 0.25), ("count", 6), ("count", 7), ("flag", True), ("flag", False),
+        ("flag", True), ("label", "text"), ("pad", (0.25, 0.75)), ("pad", (0.125, 0.5)),
+        ("count", 9)]
+    assert osc.stats.bad_args == 0
+
+
+def test_the_decoder_reads_every_type_tag_and_nested_bundles():
+    data = (b"/all\0\0\0\0,ifdsbTFNhtc[ff]\0\0\0\0"
+            + struct.pack(">ifd", 1, 0.5, 0.25) + b"hi\0\0" + struct.pack(">i", 3) + b"abc\0"
+            + struct.pack(">qII", -2, 0, 1) + b"\0\0\0x" + struct.pack(">ff", 1.0, 2.0))
+    (message,) = parse(data)
+    assert message.address == "/all"
+    assert message.args == (1, 0.5, 0.25, "hi", b"abc", True, False, None, -2, 0.0, "x",
+                            [1.0, 2.0])
+    inner = bundle(time.time() + 2, msg("/b", 2))
+    outer = bundle(time.time() + 1, msg("/a", 1), inner, msg("/c", 3))
+    assert [(m.address, m.args) for m in parse(outer)] == [("/a", (1,)), ("/b", (2,)),
+                                                           ("/c", (3,))]
+    times = [m.timetag for m in parse(outer)]
+    assert times[0] == times[2] and times[1] - times[0] == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"/x", b"/x\0\0\0,i\0\0", b"/x\0\0\0,f\0\0\0\0", b"/x\0\0\0,[f\0\0\0\0\0\0",
+    b"/x\0\0\0,]\0\0", b"/x\0\0\0,s\0\0abcd", b"/x\0\0\0,b\0\0\x7f\0\0\0",
+    b"/x\0\0\0,Z\0\0", b"#bundle\0" + struct.pack(">Qi", 1, -4), b"#bundle\0\0\0",
+    b"#bundle\0" * 40, b"nope\0\0\0\0",
+])
+def test_the_decoder_refuses_broken_packets_with_a_reason(data):
+    with pytest.raises(OscError) as caught:
+        parse(data)
+    assert str(caught.value)
+
+
+async def test_the_server_answers_on_the_senders_socket(osc):
+    osc.send(msg("/perform/ping", 42, "hello"), msg("/perform/nothing"))
+    osc.sock.settimeout(2.0)
+    pong = OscMessage(await asyncio.to_thread(osc.sock.recv, 65536))
+    assert (pong.address, pong.params) == ("/perform/pong", [42, "hello"])
+    refused = OscMessage(await asyncio.to_thread(osc.sock.recv, 65536))
+    assert refused.address == "/perform/refused" and refused.params[0] == "/perform/nothing"
+    assert osc.stats.commands == 1 and osc.stats.unknown_address == 1
 
 
 async def test_immediate_and_past_bundles_apply_everything(osc):
@@ -213,87 +295,57 @@ async def test_future_bundle_waits_without_blocking_the_loop(osc):
     assert len(gaps) > 15 and max(gaps) < 0.1, max(gaps)
 
 
-async def test_bundle_too_far_ahead_is_refused(osc):
+async def test_held_messages_apply_in_timetag_order_not_arrival_order(osc):
+    now = time.time()
+    osc.send(bundle(now + 0.30, msg("/count", 3)),
+             bundle(now + 0.10, msg("/count", 1), bundle(now + 0.20, msg("/count", 2))),
+             bundle(now + 0.20, msg("/label", "same tag, later")),
+             msg("/count", 0))
+    await until(lambda: len(osc.applied) == 5, timeout=2.0)
+    assert [v for _, v, _ in osc.applied] == [0, 1, 2, "same tag, later", 3]
+    assert osc.stats.scheduled == 4 and osc.router.held == 0
+
+
+async def test_bundle_beyond_the_cap_is_applied_now_and_counted(osc):
     osc.send(bundle(time.time() + 60.0, msg("/walk/speed", 0.75)))
-    await until(lambda: osc.stats.bad_args == 1)
-    assert "ahead" in osc.stats.last_error
-    assert osc.stats.scheduled == 0 and value(osc.store, "walk/speed") == 0.125
+    await until(lambda: osc.stats.beyond_cap == 1)
+    assert "cap" in osc.stats.last_error
+    assert osc.stats.scheduled == 0 and value(osc.store, "walk/speed") == 0.75
 
 
 async def test_garbage_is_malformed_and_receiver_keeps_working(osc):
     rng = random.Random(7)
     garbage = [b"\x00\x01garbage", b"", b"#bundle\0", b"/walk/speed\0,x\0\0",
-               b"/count\0\0,r\0\0\xff\0\0\xff",  # RGBA: python-osc would hand us an int
+               b"/count\0\0,r\0\0\xff\0\0\xff",  # RGBA: bytes, which no number param takes
                b"#bundle\0" + struct.pack(">Qi", 1, -4),  # hangs python-osc's own parser
                *(b"\xff" + rng.randbytes(rng.randrange(1, 200)) for _ in range(5))]
     osc.send(*garbage)
-    await until(lambda: osc.stats.malformed == len(garbage))
+    await until(lambda: osc.stats.malformed == len(garbage) - 1)
+    assert osc.stats.bad_args == 1  # the RGBA packet is well formed, but no param takes it
     osc.send(msg("/walk/speed", 0.5))
     await until(lambda: value(osc.store, "walk/speed") == 0.5)
-    assert osc.stats.received == 1
+    assert osc.stats.received == 2
 
 
 def test_negative_bundle_size_does_not_hang():
-    receiver, stats = OscReceiver(make_store(), OscStats()), OscStats()
-    receiver.stats = stats
+    router = OscRouter(make_store())
     data = b"#bundle\0" + struct.pack(">Qi", 1, -4)
-    worker = threading.Thread(target=receiver.datagram_received, args=(data, None), daemon=True)
+    worker = threading.Thread(target=router.receive, args=(data, quiet_peer()), daemon=True)
     worker.start()
     worker.join(2.0)
-    assert not worker.is_alive() and stats.malformed == 1
+    assert not worker.is_alive() and router.stats.malformed == 1
 
 
-async def test_fuzzed_packets_never_raise(caplog):
-    store, stats = make_store(), OscStats()
-    receiver = OscReceiver(store, stats)
-    rng = random.Random(3)
-    seeds = [msg("/walk/speed", 0.5), msg("/layer/*/opacity", 0.5, "x"),
-             bundle(IMMEDIATELY, msg("/count", 2), bundle(IMMEDIATELY, msg("/flag", True)))]
-    for _ in range(2000):
-        data = bytearray(rng.choice(seeds))
-        for _ in range(rng.randrange(1, 4)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        receiver.datagram_received(bytes(data[: rng.randrange(len(data) + 1)]), ("x", 1))
-    receiver.connection_lost(None)
-    assert stats.malformed > 0
-    assert not [r for r in caplog.records if r.name != "perform.osc"]  # python-osc kept quiet
-
-
-async def test_warnings_are_throttled(monkeypatch, caplog):
-    receiver, stats = OscReceiver(make_store(), OscStats()), OscStats()
-    receiver.stats = stats
+async def test_warnings_are_throttled_to_one_line_per_kind(monkeypatch, caplog):
+    router = OscRouter(make_store())
     caplog.set_level(logging.WARNING, logger="perform.osc")
-    for _ in range(100):
-        receiver.datagram_received(msg("/nope", 1.0), None)
-    receiver.datagram_received(msg("/other", 1.0), None)  # new address: reported at once
-    assert stats.unknown_address == 101
-    assert [r.getMessage() for r in caplog.records] == ["no param at /nope", "no param at /other"]
-    monkeypatch.setattr(osc_module, "LOG_EVERY", 0.02)
+    for i in range(100):
+        router.receive(msg(f"/nope/{i}", 1.0), quiet_peer())
+    router.receive(msg("/walk/speed", "fast"), quiet_peer())  # another kind: its own line
+    assert router.stats.unknown_address == 100
+    assert [r.getMessage() for r in caplog.records] == [
+        "no param at /nope/0", "walk/speed expects a number, got 'fast'"]
+    monkeypatch.setattr(router_module, "LOG_EVERY", 0.02)
     await asyncio.sleep(0.03)
-    receiver.datagram_received(msg("/nope", 1.0), None)
-    assert len(caplog.records) == 3 and "+99 similar" in caplog.records[-1].getMessage()
-
-
-def test_feedback_sends_error_to_targets():
-    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.settimeout(2.0)
-    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    dead.bind(("127.0.0.1", 0))
-    dead_port = dead.getsockname()[1]
-    dead.close()  # nobody listens there any more
-    feedback = OscFeedback()
-    try:
-        feedback.add_target("127.0.0.1", dead_port)
-        feedback.add_target("localhost", listener.getsockname()[1])
-        assert len(feedback.targets) == 2
-        for _ in range(3):  # ICMP unreachable from the dead port must not raise
-            feedback.send_error("patches/walk.py", 12, "NameError: name 'x' is not defined")
-        received = OscMessage(listener.recv(65536))
-        assert received.address == "/perform/error"
-        assert received.params == ["patches/walk.py", 12, "NameError: name 'x' is not defined"]
-        assert feedback.send("/perform/bad", object()) == 0
-        assert feedback.errors >= 1 and "cannot build" in feedback.last_error
-    finally:
-        feedback.close()
-        listener.close()
+    router.receive(msg("/nope", 1.0), quiet_peer())
+    assert len(caplog.records) == 3 and "+99 like it" in caplog.records[-1].getMessage()

@@ -39,7 +39,7 @@ def test_edits_apply_live_and_broken_edits_never_stop_the_show(tmp_path, live_sh
     patch = tmp_path / "show.py"
     write(patch, GOOD.format(tint=""))
     # 10 fps: a missed frame slot then means a stall of 100 ms, which a reload must never cause
-    live = live_show(patch, fps=10.0, feedback=(listener.getsockname(),))
+    live = live_show(patch, fps=10.0, osc_out=(listener.getsockname(),))
     show, frames = live.show, live.recorder.frames
     wait_for(lambda: len(frames) > 5, what="first frames")
     assert live.state()["patch"] | {"file": None} == {
@@ -115,10 +115,12 @@ def test_a_patch_without_frame_function_is_refused_with_a_hint(tmp_path, live_sh
     assert "def frame(ctx)" in error["message"]
 
 
-def _osc(sock):
-    data, _ = sock.recvfrom(65536)
-    message = OscMessage(data)
-    return [message.address, *message.params]
+def _osc(sock, address="/perform/error"):
+    """The next feedback message sent to `address` (the beat, values and stats go by too)."""
+    while True:
+        message = OscMessage(sock.recvfrom(65536)[0])
+        if message.address == address:
+            return [message.address, *message.params]
 
 
 def test_a_slow_load_does_not_hold_up_the_next_save(tmp_path, live_show):

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def server():
     proc = subprocess.Popen(
         [sys.executable, "-m", "perform", "run", "--headless", "--osc-port", "0",
-         "--http-port", "0", "--size", "64x48", "--fps", "30"],
+         "--http-port", "0", "--size", "64x48", "--fps", "30", "--no-zeroconf"],
         cwd=ROOT, stderr=subprocess.PIPE, text=True)
     banner = ""
     deadline = time.monotonic() + 60
@@ -35,8 +35,8 @@ def server():
         if not line:
             break
         banner += line
-    found = re.search(r"OSC udp://127\.0\.0\.1:(\d+) \| preview (http://127\.0\.0\.1:\d+)/",
-                      banner)
+    found = re.search(r"OSC udp\+tcp://127\.0\.0\.1:(\d+) \| preview "
+                      r"(http://127\.0\.0\.1:\d+)/", banner)
     assert found, f"no banner; the server said:\n{banner}"
     threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe flowing
     yield proc, int(found[1]), found[2]
@@ -74,8 +74,13 @@ def test_state_describes_the_running_show(server):
     assert s["patch"]["file"].endswith("patches/spacewalk.py") and s["patch"]["status"] == "ok"
     assert s["params"]["walk/speed"] | {"value": None, "target": None} == {
         "value": None, "target": None, "default": 0.05, "min": 0.0, "max": 1.0,
-        "smooth": 0.5, "type": "float"}
+        "smooth": 0.5, "type": "float", "length": None, "doc": "loops per second"}
     assert s["models"] == ["cppn:seed=7"] and s["size"] == [64, 48]
+    ports = s["ports"]
+    assert ports["osc_udp"] == ports["osc_tcp"] == server[1]
+    assert base.endswith(f":{ports['http']}") and ports["oscquery"] not in (None, ports["http"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['oscquery']}/walk/speed?VALUE") as r:
+        assert json.load(r) == {"VALUE": [s["params"]["walk/speed"]["target"]]}
     for key in ("fps", "frame_ms_p50", "frame_ms_p99", "dropped"):
         assert key in s["frames"]
 
@@ -151,10 +156,10 @@ def test_preview_page_and_live_jpeg_stream(server):
 def test_a_second_show_on_a_taken_port_says_so(server):
     _, port, _ = server
     done = subprocess.run([sys.executable, "-m", "perform", "run", "--headless", "--osc-port",
-                           str(port), "--http-port", "0"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+                           str(port), "--http-port", "0", "--no-zeroconf"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert f"OSC port udp 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert f"OSC port udp/tcp 127.0.0.1:{port}: Address already in use" in done.stderr
 
 
 def test_ctrl_c_stops_cleanly(server):

@@ -3,7 +3,9 @@
 Inputs (OSC, HTTP, later MIDI) call `ParamStore.set` on the event loop; the render thread
 calls `ParamStore.snapshot` once per frame and gets an immutable mapping, smoothed toward the
 latest targets. Values are coerced and clamped at this boundary so no input can put a NaN,
-a wrong type or an out-of-range value in front of a patch.
+a wrong type or an out-of-range value in front of a patch. Whoever mirrors the values
+(OSC feedback, OSCQuery listeners) polls `changes_since` once per frame, so a 1 kHz sweep
+costs them one message per frame, whatever its source.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-Value = float | int | bool | str
+Vector = tuple[float, ...]
+Value = float | int | bool | str | Vector
+RESERVED = "perform/"  # server addresses (/perform/reload...) live under this prefix
+MAX_LENGTH = 64  # components of a vector param
+MAX_TEXT = 4096  # characters of a text param
 
 
 class ParamError(ValueError):
@@ -29,8 +35,9 @@ class UnknownParam(ParamError):
 class ParamSpec:
     """What a patch declares: `param("walk/speed", 0.08, 0.0, 1.0, smooth=0.2)`.
 
-    The type of `default` is the param's type. `smooth` is a time constant in seconds:
-    the value glides toward each new target instead of jumping (numbers only).
+    The type of `default` is the param's type; a tuple of numbers makes a vector (an XY pad,
+    a latent direction), clamped per component. `smooth` is a time constant in seconds: the
+    value glides toward each new target instead of jumping (numbers and vectors).
     """
 
     name: str
@@ -38,11 +45,18 @@ class ParamSpec:
     min: float | None = None
     max: float | None = None
     smooth: float = 0.0
+    doc: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name or self.name.startswith("/") or " " in self.name:
+        if (not self.name or self.name.startswith("/") or self.name.endswith("/")
+                or "//" in self.name or any(c in self.name for c in " #*?,[]{}")):
             raise ParamError(f"bad param name {self.name!r}: "
                              "use words joined by '/', e.g. 'walk/speed'")
+        if self.name.startswith(RESERVED):
+            raise ParamError(f"bad param name {self.name!r}: "
+                             f"names starting with {RESERVED!r} are the server's")
+        if isinstance(self.default, list | tuple) and not 1 <= len(self.default) <= MAX_LENGTH:
+            raise ParamError(f"param {self.name!r}: a vector has 1 to {MAX_LENGTH} components")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ParamError(f"param {self.name!r}: min {self.min} is above max {self.max}")
         if self.smooth < 0:
@@ -53,12 +67,22 @@ class ParamSpec:
     def kind(self) -> type:
         return type(self.default)
 
+    @property
+    def length(self) -> int | None:
+        """Components of a vector param; None for a scalar."""
+        return len(self.default) if isinstance(self.default, tuple) else None
+
     def coerce(self, value: object) -> Value:
         """Turn an incoming value into this param's type, clamped into its range."""
         kind = type(self.default)
+        if isinstance(self.default, list | tuple):
+            return self._coerce_vector(value)
         if kind is str:
             if isinstance(value, str | int | float) and not isinstance(value, bool):
-                return str(value)
+                if len(text := str(value)) > MAX_TEXT:
+                    raise ParamError(f"{self.name} takes at most {MAX_TEXT} characters, "
+                                     f"got {len(text)}")
+                return text
             raise ParamError(f"{self.name} expects text, got {_show(value)}")
         if isinstance(value, str):
             text = value.strip().lower()
@@ -84,9 +108,35 @@ class ParamSpec:
             number = min(number, self.max)
         return round(number) if kind is int else number
 
+    def _coerce_vector(self, value: object) -> Vector:
+        want = len(self.default)  # type: ignore[arg-type]
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+            raise ParamError(f"{self.name} expects {want} numbers, got {_show(value)}")
+        if len(value) != want:  # type: ignore[arg-type]
+            raise ParamError(f"{self.name} expects {want} numbers, got {len(value)}")  # type: ignore[arg-type]
+        out = []
+        for item in value:  # type: ignore[attr-defined]
+            if isinstance(item, bool) or not isinstance(item, int | float | str):
+                raise ParamError(f"{self.name} expects numbers, got {_show(item)}")
+            try:
+                number = float(item)
+            except ValueError:
+                raise ParamError(f"{self.name} expects numbers, got {_show(item)}") from None
+            if not math.isfinite(number):
+                raise ParamError(f"{self.name} refuses {number}")
+            if self.min is not None:
+                number = max(number, self.min)
+            if self.max is not None:
+                number = min(number, self.max)
+            out.append(number)
+        return tuple(out)
+
     def describe(self) -> dict[str, object]:
+        kind = "vector" if self.length is not None else self.kind.__name__
         return {"default": self.default, "min": self.min, "max": self.max, "smooth": self.smooth,
-                "type": self.kind.__name__}
+                "type": kind, "length": self.length, "doc": self.doc}
 
 
 def _show(value: object) -> str:
@@ -102,23 +152,31 @@ class ParamStore:
         self._specs: dict[str, ParamSpec] = {}
         self._targets: dict[str, Value] = {}
         self._current: dict[str, Value] = {}
+        self._changed_at: dict[str, int] = {}  # the version at which each target last changed
         self.version = 0  # bumped on every accepted change; frames carry it
+        self.generation = 0  # bumped when the set of params may have changed (a declare)
 
     def declare(self, specs: Iterable[ParamSpec]) -> None:
         """Install a patch's declarations; values of params that stay keep their value."""
         with self._lock:
+            self.version += 1
+            self.generation += 1
             new_specs = {spec.name: spec for spec in specs}
             targets: dict[str, Value] = {}
             current: dict[str, Value] = {}
+            changed_at: dict[str, int] = {}
             for name, spec in new_specs.items():
                 old = self._specs.get(name)
-                if old is not None and old.kind is spec.kind:
+                if old is not None and old.kind is spec.kind and old.length == spec.length:
                     targets[name] = spec.coerce(self._targets[name])
                     current[name] = spec.coerce(self._current.get(name, targets[name]))
+                    same = targets[name] == self._targets[name]
+                    changed_at[name] = self._changed_at[name] if same else self.version
                 else:
                     targets[name] = current[name] = spec.default
+                    changed_at[name] = self.version
             self._specs, self._targets, self._current = new_specs, targets, current
-            self.version += 1
+            self._changed_at = changed_at
 
     def set(self, name: str, value: object) -> Value:
         """Set one target value; raises UnknownParam or ParamError with a readable message."""
@@ -127,29 +185,79 @@ class ParamStore:
             if spec is None:
                 raise UnknownParam(f"no param named {name!r}")
             coerced = spec.coerce(value)
-            self._targets[name] = coerced
-            if not spec.smooth or not isinstance(coerced, float):
-                self._current[name] = coerced
             self.version += 1
+            self._target_locked(name, spec, coerced)
             return coerced
+
+    def set_many(self, values: Mapping[str, object]) -> dict[str, str]:
+        """Set several targets at once (no frame sees half of them); returns what was refused.
+
+        Unknown names and bad values are skipped, each with the reason, so a preset saved
+        for an older version of a patch still applies what it can.
+        """
+        refused: dict[str, str] = {}
+        with self._lock:
+            accepted: dict[str, Value] = {}
+            for name, value in values.items():
+                spec = self._specs.get(name)
+                try:
+                    if spec is None:
+                        raise UnknownParam(f"no param named {name!r}")
+                    accepted[name] = spec.coerce(value)
+                except ParamError as exc:
+                    refused[name] = str(exc)
+            self.version += 1
+            for name, coerced in accepted.items():
+                self._target_locked(name, self._specs[name], coerced)
+        return refused
+
+    def _target_locked(self, name: str, spec: ParamSpec, value: Value) -> None:
+        self._targets[name] = value
+        self._changed_at[name] = self.version
+        if not spec.smooth or isinstance(value, str | bool | int):
+            self._current[name] = value
+
+    def targets(self) -> dict[str, Value]:
+        """Every param's latest target: what a preset saves and a controller should show."""
+        with self._lock:
+            return dict(self._targets)
 
     def names(self) -> list[str]:
         with self._lock:
             return list(self._specs)
 
+    def spec(self, name: str) -> ParamSpec | None:
+        with self._lock:
+            return self._specs.get(name)
+
+    def changes_since(self, version: int) -> tuple[dict[str, Value], int]:
+        """Targets set after `version` (each once, however often it moved) and the version now."""
+        with self._lock:
+            changed = {name: self._targets[name]
+                       for name, at in self._changed_at.items() if at > version}
+            return changed, self.version
+
     def snapshot(self, dt: float) -> tuple[Mapping[str, Value], int]:
         """Advance smoothing by `dt` seconds and return (frozen values, version)."""
         with self._lock:
             for name, spec in self._specs.items():
-                target = self._targets[name]
-                if spec.smooth and isinstance(target, float):
-                    now = float(self._current[name])
+                if spec.smooth:
                     alpha = 1.0 - math.exp(-max(dt, 0.0) / spec.smooth)
-                    moved = now + (target - now) * alpha
-                    self._current[name] = target if abs(target - moved) < 1e-9 else moved
+                    self._current[name] = _glide(self._current[name], self._targets[name], alpha)
             return MappingProxyType(dict(self._current)), self.version
 
     def describe(self) -> dict[str, dict[str, object]]:
         with self._lock:
             return {name: {"value": self._current[name], "target": self._targets[name],
                            **spec.describe()} for name, spec in self._specs.items()}
+
+
+def _glide(now: Value, target: Value, alpha: float) -> Value:
+    """One smoothing step from `now` toward `target`; settles exactly once within 1e-9."""
+    if isinstance(target, tuple):
+        moved = tuple(_glide(a, b, alpha) for a, b in zip(now, target, strict=True))  # type: ignore[arg-type]
+        return moved  # type: ignore[return-value]
+    if not isinstance(target, float) or isinstance(now, str | bool):
+        return target
+    step = float(now) + (target - float(now)) * alpha
+    return target if abs(target - step) < 1e-9 else step

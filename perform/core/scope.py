@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from perform.core.params import ParamSpec, Value
+from perform.core.params import ParamSpec, ParamStore, Value
 
 if TYPE_CHECKING:
     from perform.models.host import ModelHost
@@ -30,3 +30,4 @@ loading: ContextVar[LoadScope | None] = ContextVar("perform_loading", default=No
 host: ContextVar[ModelHost | None] = ContextVar("perform_model_host", default=None)
 frame_values: ContextVar[Mapping[str, Value] | None] = ContextVar("perform_frame_values",
                                                                   default=None)
+store: ContextVar[ParamStore | None] = ContextVar("perform_param_store", default=None)

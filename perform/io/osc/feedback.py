@@ -1,0 +1,122 @@
+"""Feedback out: the show mirrored to OSC targets such as TouchDesigner, Max or TouchOSC.
+
+`publish` runs on the event loop once per rendered frame and sends what changed since the
+previous frame: each param whose target moved (from OSC, HTTP, a preset or the patch
+itself), coalesced so a 1 kHz sweep costs one message per frame, plus the beat. Frame
+stats go once a second, patch errors at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from perform.core.frames import Frame
+from perform.core.params import ParamStore, Value
+from perform.io.osc.wire import build
+
+MAX_TARGETS = 16  # anyone on the network can add one: keep the fan-out bounded
+STATS_EVERY = 1.0  # seconds
+
+
+class FeedbackError(ValueError):
+    pass
+
+
+class OscFeedback:
+    """Sends OSC over UDP to each target; a gone target never raises into the show."""
+
+    def __init__(self, store: ParamStore, bpm: Callable[[], float],
+                 frame_stats: Callable[[], dict[str, Any]]) -> None:
+        self.store, self._bpm, self._frame_stats = store, bpm, frame_stats
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._targets: list[tuple[str, int]] = []
+        self._version = 0
+        self._beat: int | None = None
+        self._stats_at = 0.0
+        self.sent = 0
+        self.errors = 0
+        self.last_error: str | None = None
+
+    @property
+    def targets(self) -> list[tuple[str, int]]:
+        return list(self._targets)
+
+    def add_target(self, host: str, port: int) -> None:
+        """Add host:port and bring it up to date with every param's value.
+
+        Raises FeedbackError for a host that does not resolve, a bad port or too many targets.
+        """
+        if not 0 < port < 65536:
+            raise FeedbackError(f"bad feedback port {port}")
+        try:
+            target = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+        except (OSError, UnicodeError) as exc:
+            raise FeedbackError(f"cannot resolve feedback target {host}:{port}: {exc}") from None
+        if target in self._targets:
+            return
+        if len(self._targets) >= MAX_TARGETS:
+            raise FeedbackError(f"already {MAX_TARGETS} feedback targets; remove one first")
+        self._targets.append(target)
+        for name, value in self.store.targets().items():
+            self._send_to([target], "/" + name, _args(value))
+
+    def remove_target(self, host: str, port: int) -> bool:
+        before = len(self._targets)
+        self._targets = [t for t in self._targets if t != (host, port)]
+        return len(self._targets) < before
+
+    def publish(self, frame: Frame) -> None:
+        """Send what changed since the last frame; call once per rendered frame."""
+        changes, self._version = self.store.changes_since(self._version)
+        if not self._targets:
+            return
+        for name, value in changes.items():
+            self.send("/" + name, *_args(value))
+        beats = frame.t * self._bpm() / 60.0
+        if int(beats) != self._beat:
+            self._beat = int(beats)
+            self.send("/perform/beat", self._beat)
+        self.send("/perform/phase", beats % 1.0)
+        now = time.monotonic()
+        if now - self._stats_at >= STATS_EVERY:
+            self._stats_at = now
+            stats = self._frame_stats()
+            self.send("/perform/fps", float(stats["fps"] or 0.0))
+            self.send("/perform/stats", int(stats["frames"]), int(stats["dropped"]),
+                      float(stats["frame_ms_p99"] or 0.0))
+
+    def send(self, address: str, *args: Any) -> int:
+        """Send one message to every target; returns how many sends succeeded."""
+        return self._send_to(self._targets, address, args)
+
+    def send_error(self, file: str, line: int, message: str) -> int:
+        """Report a broken patch: /perform/error file line message."""
+        return self.send("/perform/error", str(file), line, str(message)[:1000])
+
+    def _send_to(self, targets: list[tuple[str, int]], address: str, args: tuple[Any, ...]) -> int:
+        if not targets:
+            return 0
+        data = build(address, args)
+        done = 0
+        for target in targets:
+            try:
+                self._sock.sendto(data, target)
+                done += 1
+            except OSError as exc:  # unreachable, buffer full...: this message is lost
+                self.errors += 1
+                self.last_error = f"OSC feedback to {target[0]}:{target[1]} failed: {exc}"
+        self.sent += done
+        return done
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def _args(value: Value) -> tuple[Any, ...]:
+    return value if isinstance(value, tuple) else (value,)
