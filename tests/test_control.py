@@ -167,7 +167,8 @@ def test_targets_given_at_start_get_feedback_and_errors(rig):
         wait_for(lambda: listener.values("/perform/phase"), what="feedback from the start")
         (live.folder / "show.py").write_text(PATCH + "\nsyntax error here\n")
         error = wait_for(lambda: listener.values("/perform/error"), what="the error")[0]
-        assert error[0].endswith("show.py") and error[1] == PATCH.count("\n") + 2 and "invalid syntax" in error[2]
+        assert error[0].endswith("show.py") and error[1] == PATCH.count("\n") + 2
+        assert "invalid syntax" in error[2]
     finally:
         listener.close()
 

@@ -16,11 +16,12 @@ import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
-from pythonosc.osc_message_builder import OscMessageBuilder
 
-from perform.core.params import ParamStore, Value
+from perform.core.params import ParamStore
+from perform.io.osc.wire import value_message
 
 log = logging.getLogger("perform.oscquery")
 
@@ -30,7 +31,7 @@ EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
               "LISTEN": True, "PATH_ADDED": True, "PATH_REMOVED": True}
 READ, WRITE = 1, 2  # ACCESS bits
 TAGS = {"float": "f", "int": "i", "bool": "T", "str": "s"}
-OUTBOX = 1024  # frames queued for one client before it starts losing them
+OUTBOX = 1024  # frames queued for one client before it is disconnected
 HEARTBEAT = 20.0  # seconds between pings, so a vanished client is noticed
 CLOSE_TIMEOUT = 2.0  # seconds close() waits for clients to acknowledge
 _NO_COMMANDS: Mapping[str, tuple[str, str]] = MappingProxyType({})
@@ -54,11 +55,16 @@ def _command_node(address: str, tags: str, description: str) -> dict[str, Any]:
     return {**node, "TYPE": tags} if tags else node
 
 
-def _osc(address: str, value: Value) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in value if isinstance(value, tuple) else (value,):
-        builder.add_arg(arg)
-    return builder.build().dgram
+def _same_machine_or_host(request: web.Request) -> bool:
+    """Browsers send an Origin: a web page from elsewhere must not play the show.
+
+    Native clients (TouchDesigner, ossia, python) send none and are let in.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    allowed = {"localhost", "127.0.0.1", "::1", urlsplit("//" + request.host).hostname}
+    return urlsplit(origin).hostname in allowed
 
 
 class _Peer:
@@ -85,7 +91,7 @@ class _Peer:
                 log.warning("OSCQuery client %s fell %d messages behind; disconnecting it",
                             self.ws.get_extra_info("peername"), OUTBOX)
                 self._task.cancel()
-                self._closing = asyncio.create_task(self.ws.close(
+                self._closing = asyncio.create_task(self.ws.close(  # no drain: it is stuck
                     code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow", drain=False))
 
     async def _drain(self) -> None:
@@ -143,6 +149,8 @@ class OscQuery:
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if not _same_machine_or_host(request):
+                return web.json_response({"error": "WebSocket from another site"}, status=403)
             return await self._serve_socket(request)
         attribute = request.query_string
         if attribute == "HOST_INFO":  # whatever the path, per the proposal
@@ -208,7 +216,7 @@ class OscQuery:
                 address = "/" + name
                 listeners = [peer for peer in self._peers if address in peer.listening]
                 if listeners:
-                    data = _osc(address, value)
+                    data = value_message(address, value)
                     for peer in listeners:
                         peer.send(data)
         except Exception:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from perform.core.frames import Frame
-from perform.core.params import ParamStore, Value
-from perform.io.osc.wire import build
+from perform.core.params import ParamStore
+from perform.io.osc.wire import build, value_message
 
 MAX_TARGETS = 16  # anyone on the network can add one: keep the fan-out bounded
 STATS_EVERY = 1.0  # seconds
@@ -63,7 +63,7 @@ class OscFeedback:
             raise FeedbackError(f"already {MAX_TARGETS} feedback targets; remove one first")
         self._targets.append(target)
         for name, value in self.store.targets().items():
-            self._send_to([target], "/" + name, _args(value))
+            self._send_to([target], value_message("/" + name, value))
 
     def remove_target(self, host: str, port: int) -> bool:
         before = len(self._targets)
@@ -76,7 +76,7 @@ class OscFeedback:
         if not self._targets:
             return
         for name, value in changes.items():
-            self.send("/" + name, *_args(value))
+            self._send_to(self._targets, value_message("/" + name, value))
         beats = frame.t * self._bpm() / 60.0
         if int(beats) != self._beat:
             self._beat = int(beats)
@@ -92,16 +92,13 @@ class OscFeedback:
 
     def send(self, address: str, *args: Any) -> int:
         """Send one message to every target; returns how many sends succeeded."""
-        return self._send_to(self._targets, address, args)
+        return self._send_to(self._targets, build(address, args))
 
     def send_error(self, file: str, line: int, message: str) -> int:
         """Report a broken patch: /perform/error file line message."""
         return self.send("/perform/error", str(file), line, str(message)[:1000])
 
-    def _send_to(self, targets: list[tuple[str, int]], address: str, args: tuple[Any, ...]) -> int:
-        if not targets:
-            return 0
-        data = build(address, args)
+    def _send_to(self, targets: list[tuple[str, int]], data: bytes) -> int:
         done = 0
         for target in targets:
             try:
@@ -117,6 +114,3 @@ class OscFeedback:
         with contextlib.suppress(OSError):
             self._sock.close()
 
-
-def _args(value: Value) -> tuple[Any, ...]:
-    return value if isinstance(value, tuple) else (value,)

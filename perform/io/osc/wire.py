@@ -136,8 +136,13 @@ def _message(data: bytes, start: int, end: int, timetag: float) -> Message:
 
 
 def build(address: str, args: Iterable[Any] = ()) -> bytes:
-    """One OSC message; bools become T/F, tuples and lists become OSC arrays."""
+    """One OSC message; bools become T/F, lists become OSC arrays."""
     builder = OscMessageBuilder(address)
     for arg in args:
-        builder.add_arg(list(arg) if isinstance(arg, tuple) else arg)
+        builder.add_arg(arg)
     return builder.build().dgram
+
+
+def value_message(address: str, value: Any) -> bytes:
+    """A param's value as OSC: a vector goes as its numbers ("ff"), as an XY pad sends it."""
+    return build(address, value if isinstance(value, tuple) else (value,))
