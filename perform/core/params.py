@@ -214,7 +214,7 @@ class ParamStore:
     def _target_locked(self, name: str, spec: ParamSpec, value: Value) -> None:
         self._targets[name] = value
         self._changed_at[name] = self.version
-        if not spec.smooth or isinstance(value, str | bool | int):
+        if not spec.smooth or isinstance(value, (str, int)):
             self._current[name] = value
 
     def targets(self) -> dict[str, Value]:
