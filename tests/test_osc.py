@@ -22,7 +22,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from perform.core.params import ParamSpec, ParamStore
 from perform.io.osc import OscRouter, OscServer, Peer
 from perform.io.osc import router as router_module
-from perform.io.osc.wire import OscError, parse
+from perform.io.osc.wire import OscError, Timetag, parse
 
 SPECS = [
     ParamSpec("walk/speed", 0.125, 0.0, 1.0),
@@ -187,6 +187,7 @@ async def test_routes_follow_redeclared_params(osc):
     msg("/walk/speed", float("inf")),
     msg("/walk/speed", "nan"),
     msg("/walk/speed", None),
+    b"/walk/speed\0,t\0\0" + struct.pack(">II", 3_900_000_000, 0),  # a date is not a speed
     msg("/count", [1, 2]),
     msg("/label", "x" * 60000),  # a 64 KB-ish string is refused, not stored
     msg("/pad", 0.5),
@@ -226,8 +227,8 @@ def test_the_decoder_reads_every_type_tag_and_nested_bundles():
             + struct.pack(">qII", -2, 0, 1) + b"\0\0\0x" + struct.pack(">ff", 1.0, 2.0))
     (message,) = parse(data)
     assert message.address == "/all"
-    assert message.args == (1, 0.5, 0.25, "hi", b"abc", True, False, None, -2, 0.0, "x",
-                            [1.0, 2.0])
+    assert message.args == (1, 0.5, 0.25, "hi", b"abc", True, False, None, -2, Timetag(0.0),
+                            "x", [1.0, 2.0])
     inner = bundle(time.time() + 2, msg("/b", 2))
     outer = bundle(time.time() + 1, msg("/a", 1), inner, msg("/c", 3))
     assert [(m.address, m.args) for m in parse(outer)] == [("/a", (1,)), ("/b", (2,)),

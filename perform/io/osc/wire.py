@@ -8,6 +8,7 @@ int; a show server must answer any byte string with a clean `OscError` in bounde
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -26,6 +27,13 @@ _CONSTANT = {ord("T"): True, ord("F"): False, ord("N"): None, ord("I"): None}
 
 class OscError(ValueError):
     """Bytes that are not a well-formed OSC packet; the message says where it went wrong."""
+
+
+@dataclass(frozen=True)
+class Timetag:
+    """A "t" argument: kept apart from numbers, so no param mistakes a date for a value."""
+
+    seconds: float  # Unix time, or IMMEDIATELY
 
 
 class Message(NamedTuple):
@@ -113,7 +121,7 @@ def _message(data: bytes, start: int, end: int, timetag: float) -> Message:
         elif tag == ord("t"):
             if index + 8 > end:
                 raise OscError(f"{address}: timetag runs past the end")
-            target.append(_timetag(*_TIMETAG.unpack_from(data, index)))
+            target.append(Timetag(_timetag(*_TIMETAG.unpack_from(data, index))))
             index += 8
         elif tag in b"crm":  # a char, an RGBA colour, a MIDI message: four bytes each
             if index + 4 > end:
