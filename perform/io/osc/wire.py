@@ -8,8 +8,8 @@ int; a show server must answer any byte string with a clean `OscError` in bounde
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pythonosc.osc_message_builder import OscMessageBuilder
