@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -9,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
 from conftest import wait_for
@@ -238,3 +240,26 @@ def test_file_writing_commands_need_the_token_when_one_is_set(rig):
     assert (live.folder / "presets" / "a.json").exists()
     live.send(msg("/perform/preset/load", "a"))  # reads only: no token needed
     assert answer(live, "/perform/preset/load") == ["/perform/ok"]
+
+
+def test_oscquery_listeners_of_a_live_show_hear_every_source(rig):
+    live = rig()
+    port = live.state()["ports"]["oscquery"]
+
+    async def session():
+        async with aiohttp.ClientSession() as client, \
+                client.ws_connect(f"http://127.0.0.1:{port}/") as ws:
+            await ws.send_json({"COMMAND": "LISTEN", "DATA": "/pad"})
+            await asyncio.sleep(0.1)
+            live.send(msg("/pad", 0.25, 0.75))  # from UDP...
+            first = OscMessage((await ws.receive(timeout=5)).data)
+            await ws.send_bytes(msg("/pad", 0.5, 0.125))  # ...and from the WebSocket itself
+            second = OscMessage((await ws.receive(timeout=5)).data)
+            await ws.send_bytes(msg("/perform/ping", 3))
+            pong = OscMessage((await ws.receive(timeout=5)).data)
+            return first, second, pong
+
+    first, second, pong = asyncio.run(session())
+    assert (first.address, first.params) == ("/pad", [0.25, 0.75])
+    assert (second.address, second.params) == ("/pad", [0.5, 0.125])
+    assert (pong.address, pong.params) == ("/perform/pong", [3])
