@@ -111,6 +111,12 @@ def test_a_live_show_survives_garbage_on_udp_and_tcp(live_show):
         tcp.sendall(b"\xc0" + data.replace(b"\xc0", b"") + b"\xc0")  # SLIP-framed garbage
         if i % 100 == 0:
             time.sleep(0.001)  # stay under the kernel's buffer: this tests parsing, not loss
+    # a ping behind the garbage: once its pong is back, no garbage can overwrite what follows
+    tcp.sendall(b"\xc0" + msg("/perform/ping", "drained") + b"\xc0")
+    tcp.settimeout(10)
+    answers = b""
+    while b"drained" not in answers:
+        answers += tcp.recv(65536)
     udp.sendto(msg("/walk/speed", 0.875), ("127.0.0.1", live.osc_port))
     tcp.sendall(b"\xc0" + msg("/walk/size", 3.5) + b"\xc0")
     wait_for(lambda: live.show.store.targets()["walk/speed"] == 0.875, what="valid UDP")
