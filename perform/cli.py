@@ -13,6 +13,7 @@ import torch
 
 from perform.core.loader import PatchLoadError, load_patch
 from perform.core.params import ParamStore
+from perform.core.tempo import FixedTempo
 from perform.engine import Engine
 from perform.models.host import ModelHost
 from perform.outputs.recording import open_writer
@@ -127,7 +128,8 @@ def render(args: argparse.Namespace) -> int:
     width, height = args.size
     store = ParamStore()
     models = ModelHost(width, height, pick_device(args.device))
-    engine = Engine(store, models, width=width, height=height, fps=args.fps, bpm=args.bpm)
+    engine = Engine(store, models, width=width, height=height, fps=args.fps,
+                    tempo=FixedTempo(args.bpm))
     torch.manual_seed(0)
     try:
         engine.offer(load_patch(args.patch.resolve(), 1, models))

@@ -22,6 +22,7 @@ from perform.core.frames import Frame, Mailbox
 from perform.core.loader import Patch, PatchError
 from perform.core.params import ParamStore
 from perform.core.stats import FrameStats
+from perform.core.tempo import FixedTempo, Tempo
 from perform.models.host import ModelHost
 from perform.patch import Ctx
 
@@ -56,13 +57,14 @@ class Engine:
     """Owns the running patch and renders frames; `run` paces it, `render_one` is one frame."""
 
     def __init__(self, store: ParamStore, models: ModelHost, *, width: int, height: int,
-                 fps: float, bpm: float = 120.0, outputs: Sequence[Mailbox] = (),
+                 fps: float, tempo: Tempo | None = None, outputs: Sequence[Mailbox] = (),
                  stats: FrameStats | None = None,
                  on_error: Callable[[PatchError], None] = lambda error: None,
                  on_swap: Callable[[Patch], None] = lambda patch: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.models = store, models
-        self.width, self.height, self.fps, self.bpm = width, height, fps, bpm
+        self.width, self.height, self.fps = width, height, fps
+        self.tempo: Tempo = tempo or FixedTempo()  # swappable while running (MIDI clock)
         self.outputs = list(outputs)
         self.stats = stats or FrameStats()
         self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
@@ -77,6 +79,7 @@ class Engine:
         self._last_image.flags.writeable = False
         self._seq = 0
         self._last_t: float | None = None
+        self._last_beat: float | None = None
 
     def offer(self, patch: Patch) -> None:
         """Queue a freshly loaded patch; it replaces the running one before the next frame."""
@@ -98,8 +101,12 @@ class Engine:
         self._last_t = t
         self._swap_pending()
         values, version = self.store.snapshot(dt)
+        tempo = self.tempo.reading(t)
+        prev_beat = tempo.beat - 1e-9 if self._last_beat is None else self._last_beat
+        self._last_beat = tempo.beat
         ctx = Ctx(t=t, frame=self._seq, dt=dt, fps=self.fps, width=self.width,
-                  height=self.height, bpm=self.bpm, params=values, state=self.state)
+                  height=self.height, bpm=tempo.bpm, params=values, state=self.state,
+                  beat=tempo.beat, prev_beat=prev_beat)
         tokens = (scope.frame_values.set(values), scope.host.set(self.models),
                   scope.store.set(self.store))
         try:
@@ -109,7 +116,7 @@ class Engine:
                                   strict=True):
                 var.reset(token)
         published = self._clock()
-        frame = Frame(self._seq, t, image, values, version, patch_version, published)
+        frame = Frame(self._seq, t, image, values, version, patch_version, published, tempo.beat)
         for mailbox in self.outputs:
             mailbox.put(frame)
         self._seq += 1

@@ -12,6 +12,7 @@ A `Param` stands for the param's value in the frame being rendered: use it in ar
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -150,7 +151,8 @@ class Ctx:
     """What `frame(ctx)` knows about the moment it renders.
 
     `t` is seconds since the show started (a fixed clock when rendering offline), `beat`
-    counts beats at `bpm`, `state` is a dict the server keeps across saves of the patch.
+    counts beats from the tempo source (`--bpm`, or a followed MIDI clock), `state` is a
+    dict the server keeps across saves of the patch.
     """
 
     t: float
@@ -162,10 +164,28 @@ class Ctx:
     bpm: float
     params: Mapping[str, Value]
     state: dict[str, Any] = field(default_factory=dict)
+    beat: float = 0.0
+    prev_beat: float = -1e-9  # the previous frame's beat: what `on` compares with
 
     @property
-    def beat(self) -> float:
-        return self.t * self.bpm / 60.0
+    def bar(self) -> float:
+        """Bars of four beats since the start."""
+        return self.beat / 4.0
+
+    def on(self, beats: float = 1.0) -> bool:
+        """True on the first frame of each step of `beats` beats: `ctx.on(4)` once a bar."""
+        return math.floor(self.beat / beats) != math.floor(self.prev_beat / beats)
+
+    def quantize(self, value: Any, beats: float = 4.0, name: str = "quantize") -> Any:
+        """`value` as it was at the last step of `beats` beats: a knob that switches on the bar.
+
+        `keyframe = ctx.quantize(int(scene), 4)` moves to a new scene only on the next bar.
+        Use one `name` per quantized value.
+        """
+        key = "quantize:" + name
+        if key not in self.state or self.on(beats):
+            self.state[key] = value
+        return self.state[key]
 
     def phase(self, speed: float, name: str = "phase") -> float:
         """A position that moves `speed` units a second; turning `speed` never makes it jump.

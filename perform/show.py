@@ -31,6 +31,7 @@ from perform.core.frames import Mailbox
 from perform.core.loader import Patch, PatchError, PatchLoadError, load_patch
 from perform.core.params import ParamStore
 from perform.core.stats import FrameStats
+from perform.core.tempo import FixedTempo
 from perform.engine import Engine
 from perform.io.discovery import advertise
 from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
@@ -86,10 +87,10 @@ class Show:
         outputs = [self.preview_box, self.control_box] + ([self.window_box] if config.window
                                                           else [])
         self.engine = Engine(self.store, self.models, width=config.width, height=config.height,
-                             fps=config.fps, bpm=config.bpm, outputs=outputs, stats=self.stats,
+                             fps=config.fps, tempo=FixedTempo(config.bpm), outputs=outputs,
+                             stats=self.stats,
                              on_error=self._announce, on_swap=self._swapped)
-        self.feedback = OscFeedback(self.store, bpm=lambda: self.engine.bpm,
-                                    frame_stats=self.stats.summary)
+        self.feedback = OscFeedback(self.store, frame_stats=self.stats.summary)
         for host, port in config.osc_out:
             self.feedback.add_target(host, port)
         self.router = OscRouter(self.store, commands=server_commands(self),

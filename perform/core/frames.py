@@ -27,6 +27,7 @@ class Frame:
     params_version: int  # ParamStore.version of those values
     patch_version: int  # which load of the patch drew it
     rendered_at: float  # time.monotonic() when it was published
+    beat: float = 0.0  # where the music was (ctx.beat)
 
     @property
     def width(self) -> int:

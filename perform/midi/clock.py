@@ -11,24 +11,19 @@ holds its position instead of running away.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+
+from perform.core.tempo import TempoReading
 
 TICKS_PER_BEAT = 24
 TICKS_PER_SIXTEENTH = 6  # song position pointer counts sixteenth notes
 MIN_BPM, MAX_BPM = 20.0, 400.0
 
 
-@dataclass(frozen=True)
-class TempoReading:
-    beat: float  # beats since the clock's start (or song position)
-    bpm: float
-    running: bool
-
-
 class ClockFollower:
     """Turns clock messages (with their arrival times, in seconds) into beat and tempo.
 
-    Thread-safe: messages come from the MIDI thread, `reading(now)` from the render thread.
+    A `Tempo` source: give it times on the show's clock. Thread-safe: messages come from
+    the MIDI thread, `reading` from the render thread.
     """
 
     def __init__(self, bpm: float = 120.0, alpha: float = 0.15, beta: float = 0.01) -> None:

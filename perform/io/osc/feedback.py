@@ -29,9 +29,8 @@ class FeedbackError(ValueError):
 class OscFeedback:
     """Sends OSC over UDP to each target; a gone target never raises into the show."""
 
-    def __init__(self, store: ParamStore, bpm: Callable[[], float],
-                 frame_stats: Callable[[], dict[str, Any]]) -> None:
-        self.store, self._bpm, self._frame_stats = store, bpm, frame_stats
+    def __init__(self, store: ParamStore, frame_stats: Callable[[], dict[str, Any]]) -> None:
+        self.store, self._frame_stats = store, frame_stats
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._targets: list[tuple[str, int]] = []
@@ -77,11 +76,10 @@ class OscFeedback:
             return
         for name, value in changes.items():
             self._send_to(self._targets, value_message("/" + name, value))
-        beats = frame.t * self._bpm() / 60.0
-        if int(beats) != self._beat:
-            self._beat = int(beats)
+        if int(frame.beat) != self._beat:
+            self._beat = int(frame.beat)
             self.send("/perform/beat", self._beat)
-        self.send("/perform/phase", beats % 1.0)
+        self.send("/perform/phase", frame.beat % 1.0)
         now = time.monotonic()
         if now - self._stats_at >= STATS_EVERY:
             self._stats_at = now
