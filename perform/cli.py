@@ -13,12 +13,12 @@ import torch
 
 from perform.core.loader import PatchLoadError, load_patch
 from perform.core.params import ParamStore
-from perform.core.tempo import FixedTempo
 from perform.engine import Engine
 from perform.models.host import ModelHost
 from perform.outputs.recording import open_writer
 from perform.outputs.window import display_available
 from perform.show import Show, ShowConfig, pick_device
+from perform.tempo import FixedTempo
 
 DEFAULT_PATCH = Path(__file__).resolve().parent.parent / "patches" / "spacewalk.py"
 
@@ -73,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
                      help="CPU threads for the model (default: torch's, one per core); fewer "
                      "leaves a core for OSC, steadier frame times under heavy traffic")
     run.add_argument("--bpm", type=positive, default=120.0, help="tempo behind ctx.beat")
+    run.add_argument("--link", action="store_true",
+                     help="share tempo and beat with Ableton Link peers on the network")
     run.add_argument("--osc-out", type=target, action="append", default=[],
                      metavar="HOST:PORT", help="send OSC feedback there (param changes, beat, "
                      "fps, errors); repeatable")
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                http_port=args.http_port, window=window, device=args.device,
                                bpm=args.bpm, osc_out=tuple(args.osc_out),
                                oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,
-                               osc_max_delay=args.osc_max_delay, token=args.token))
+                               osc_max_delay=args.osc_max_delay, token=args.token,
+                               link=args.link))
         show.run()
     except ValueError as exc:  # an --osc-out host that does not resolve, say
         print(f"perform: {exc}", file=sys.stderr)

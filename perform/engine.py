@@ -22,9 +22,9 @@ from perform.core.frames import Frame, Mailbox
 from perform.core.loader import Patch, PatchError
 from perform.core.params import ParamStore
 from perform.core.stats import FrameStats
-from perform.core.tempo import FixedTempo, Tempo
 from perform.models.host import ModelHost
 from perform.patch import Ctx
+from perform.tempo import FixedTempo, Tempo
 
 log = logging.getLogger("perform.engine")
 
@@ -64,7 +64,8 @@ class Engine:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.models = store, models
         self.width, self.height, self.fps = width, height, fps
-        self.tempo: Tempo = tempo or FixedTempo()  # swappable while running (MIDI clock)
+        self.tempo: Tempo = tempo or FixedTempo()  # swappable while running (MIDI clock, Link)
+        self.last_tempo = self.tempo.reading(0.0)
         self.outputs = list(outputs)
         self.stats = stats or FrameStats()
         self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
@@ -101,7 +102,7 @@ class Engine:
         self._last_t = t
         self._swap_pending()
         values, version = self.store.snapshot(dt)
-        tempo = self.tempo.reading(t)
+        tempo = self.last_tempo = self.tempo.reading(t)
         prev_beat = tempo.beat - 1e-9 if self._last_beat is None else self._last_beat
         self._last_beat = tempo.beat
         ctx = Ctx(t=t, frame=self._seq, dt=dt, fps=self.fps, width=self.width,

@@ -31,7 +31,6 @@ from perform.core.frames import Mailbox
 from perform.core.loader import Patch, PatchError, PatchLoadError, load_patch
 from perform.core.params import ParamStore
 from perform.core.stats import FrameStats
-from perform.core.tempo import FixedTempo
 from perform.engine import Engine
 from perform.io.discovery import advertise
 from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
@@ -39,6 +38,8 @@ from perform.io.oscquery import OscQuery
 from perform.io.web import JpegPreview, make_app
 from perform.models.host import ModelHost
 from perform.patch import Ctx
+from perform.tempo import FixedTempo
+from perform.tempo.link import LinkTempo
 
 log = logging.getLogger("perform")
 T = TypeVar("T")
@@ -61,6 +62,7 @@ class ShowConfig:
     zeroconf: bool = True  # advertise OSCQuery and OSC with mDNS/Bonjour
     osc_max_delay: float = 10.0  # seconds a timetagged bundle may be held
     token: str | None = None  # needed by file-writing commands when bound beyond loopback
+    link: bool = False  # follow (or lead) an Ableton Link session instead of a fixed --bpm
 
 
 def pick_device(name: str) -> torch.device:
@@ -147,6 +149,8 @@ class Show:
                 if advertised is not None:
                     stack.push_async_callback(advertised.close)
 
+            if self.config.link:
+                self._join_link(stack)
             for task in (self._watch(), self._each_frame()):
                 stack.push_async_callback(_cancel, asyncio.create_task(task))
             await asyncio.sleep(0)  # the watcher registers its inotify watch before any await
@@ -171,6 +175,16 @@ class Show:
                 self.oscquery.publish()
             except Exception:
                 log.exception("OSCQuery publish failed")
+
+    def _join_link(self, stack: contextlib.AsyncExitStack) -> None:
+        """Take the beat from Ableton Link; without it the fixed tempo plays on."""
+        try:
+            link = LinkTempo(self.config.bpm)
+        except RuntimeError as exc:
+            log.warning("%s; staying on a fixed %g BPM", exc, self.config.bpm)
+            return
+        stack.callback(link.close)
+        self.engine.tempo = link
 
     def reload(self) -> None:
         """Load the patch file again now (OSC /perform/reload); call on the event loop."""
@@ -267,7 +281,17 @@ class Show:
                                  "sent": self.feedback.sent, "errors": self.feedback.errors,
                                  "last_error": self.feedback.last_error}},
             "ports": self.ports(),
+            "tempo": self._tempo_state(),
         }
+
+    def _tempo_state(self) -> dict[str, Any]:
+        tempo, reading = self.engine.tempo, self.engine.last_tempo
+        source = {FixedTempo: "fixed", LinkTempo: "link"}.get(type(tempo), "midi clock")
+        state = {"source": source, "bpm": round(reading.bpm, 3),
+                 "beat": round(reading.beat, 3), "running": reading.running}
+        if isinstance(tempo, LinkTempo):
+            state["peers"] = tempo.peers
+        return state
 
     def ports(self) -> dict[str, int | None]:
         """Every port in use, for the status page and people wiring up a rig."""

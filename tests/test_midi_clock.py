@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from perform.midi.clock import TICKS_PER_BEAT, ClockFollower
+from perform.tempo.midi_clock import TICKS_PER_BEAT, ClockFollower
 
 
 def ticks(bpm: float, count: int, start: float = 10.0, jitter: float = 0.0, seed: int = 0):

@@ -6,10 +6,10 @@ import torch
 
 from perform.core.loader import load_patch
 from perform.core.params import ParamStore
-from perform.core.tempo import FixedTempo
 from perform.engine import Engine
-from perform.midi.clock import TICKS_PER_BEAT, ClockFollower
 from perform.models.host import ModelHost
+from perform.tempo import FixedTempo
+from perform.tempo.midi_clock import TICKS_PER_BEAT, ClockFollower
 
 PATCH = """\
 import numpy as np

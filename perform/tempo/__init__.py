@@ -1,8 +1,9 @@
 """Where the music is: a tempo source gives the beat at each moment of the show's clock.
 
-The render thread asks once per frame (`reading(t)`, t in seconds since the show started);
-a fixed tempo is arithmetic, a followed MIDI clock (`perform.midi.clock`) is a filter fed
-by the MIDI thread. Patches see the result as `ctx.beat` and `ctx.bpm`.
+The render thread asks once per frame (`reading(t)`, t in seconds since the show started).
+A fixed tempo is arithmetic; a followed MIDI clock (`midi_clock`) is a filter fed by the
+MIDI thread; Ableton Link (`link`) is the session shared with other apps on the network.
+Patches see the result as `ctx.beat` and `ctx.bpm`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 
-from perform.core.tempo import TempoReading
+from perform.tempo import TempoReading
 
 TICKS_PER_BEAT = 24
 TICKS_PER_SIXTEENTH = 6  # song position pointer counts sixteenth notes
