@@ -1,6 +1,6 @@
 """MIDI mappings: what a performer sees when a fader, knob, pad or pedal plays a param.
 
-No ports here: mido messages (and raw bytes through MidiStream) go straight into the mapper,
+No ports here: mido messages go straight into the mapper,
 with a small stand-in for the param store.
 """
 
@@ -15,7 +15,8 @@ import pytest
 
 from perform.core.params import ParamSpec
 from perform.midi.curves import CURVES
-from perform.midi.mapping import MAX_SYSEX, Mapping, MappingError, MidiMapper, MidiStream
+from perform.midi.mapper import MidiMapper
+from perform.midi.mapping import Mapping, MappingError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "mappings" / "midi"
 
@@ -339,41 +340,6 @@ def test_messages_nobody_maps_are_ignored() -> None:
     for message in (mido.Message("clock"), mido.Message("sysex", data=[1, 2, 3]),
                     mido.Message("start"), note(7), cc(8, 127), mido.Message("pitchwheel")):
         assert mapper.handle(message, show.current) == []
-
-
-def test_byte_stream_with_running_status_clock_and_sysex_flood_maps_correctly() -> None:
-    mapper, show = mapper_for(FADER + "\n" + pad("momentary"), LEVEL,
-                              ParamSpec("flash", False))
-    stream = MidiStream()
-    data = [0xB0, 7, 10, 7, 20,              # a CC, then another in running status
-            0xF8,                            # a clock between messages
-            7, 0xF8, 30,                     # ...and one inside a running-status message
-            0xF0, *[0x11] * 100_000, 0xF7,   # a sysex flood, too long to keep
-            7, 40,                           # sysex ended running status: dropped
-            0x90, 36, 100, 36, 0,            # note on, then note off as velocity 0
-            0xF0, 1, 2, 3, 0xF7]             # a short sysex comes through
-    messages = stream.feed(data)
-    kinds = [m.type for m in messages]
-    assert kinds == ["control_change", "control_change", "clock", "clock", "control_change",
-                     "note_on", "note_on", "sysex"]
-    assert [m.value for m in messages if m.type == "control_change"] == [10, 20, 30]
-    assert stream.dropped == 3  # the long sysex and the two orphaned data bytes
-    seen = []
-    for message in messages:
-        seen += mapper.handle(message, show.current)
-    assert seen == [("level", 10 / 127), ("level", 20 / 127), ("level", 30 / 127),
-                    ("flash", True), ("flash", False)]
-
-
-def test_byte_stream_survives_garbage_from_buggy_hardware() -> None:
-    stream = MidiStream()
-    garbage = [0x20, 0x7F, 0xF7, 0xF4, 0xB0, 7, 0x90, 60, 0x100, -1, 0xF9, 0xFD, 0xB0, 7]
-    assert stream.feed(garbage) == []
-    assert stream.feed([99]) == [cc(7, 99)]  # the message cut in two still arrives whole
-    assert stream.feed([0xF0, *[1] * (MAX_SYSEX + 1), 0xB0, 1, 2]) == [cc(1, 2)]
-
-
-# Mapping files
 
 
 def test_duplicate_binding_is_refused_at_the_second_ones_line() -> None:

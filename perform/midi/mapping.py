@@ -3,9 +3,7 @@
 A mapping file is a list of `[[bind]]` tables, one per control, so a performer reads it at a
 glance and MIDI learn can append one. `Mapping.parse` checks everything up front and points at
 the file and line of any mistake, like a broken patch, so the show keeps the last good mapping.
-`MidiMapper` turns each incoming `mido.Message` into param updates and each param value back
-into the messages that light the controller. Nothing here opens ports or starts threads: the
-port layer feeds it, from one thread.
+`perform.midi.mapper` plays a mapping. Nothing here opens ports or starts threads.
 """
 
 from __future__ import annotations
@@ -13,8 +11,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -137,7 +134,7 @@ class Binding:
     def is_on(self, value: object, spec: ParamSpec) -> bool:
         """Whether a button's LED should be lit for this param value."""
         if self.mode == "trigger":
-            return _same(value, self.press_value(spec))
+            return same_value(value, self.press_value(spec))
         on, off = self.on_off(spec)
         if spec.kind is bool:
             return bool(value) == on
@@ -173,7 +170,8 @@ def _level(source: str, channel: int, number: int | None, level: int) -> mido.Me
     return mido.Message("control_change", channel=channel, control=number, value=level)
 
 
-def _same(a: object, b: object) -> bool:
+def same_value(a: object, b: object) -> bool:
+    """Whether two param values are the same, floats within rounding."""
     if isinstance(a, bool) or isinstance(b, bool):
         return bool(a) == bool(b)
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
@@ -408,277 +406,3 @@ def _overlap(a: Binding, b: Binding) -> bool:
     """Whether two bindings hear the same messages."""
     same_channel = a.channel is None or b.channel is None or a.channel == b.channel
     return same_channel and bool(set(a.hears()) & set(b.hears()))
-
-
-@dataclass
-class _Control:
-    """What the mapper remembers of one physical control between messages."""
-
-    position: float | None = None  # where it was last, to see a fader pass the param
-    picked: bool = False  # soft takeover: it has caught up with its param
-    msb: dict[int, int] = field(default_factory=dict)  # cc14: the last MSB, per channel
-
-
-@dataclass
-class _Glide:
-    binding: Binding
-    value: float
-    target: float
-    settle: float  # close enough to stop, in param units
-
-
-_MESSAGE_KEYS = {"control_change": ("cc", "control"), "note_on": ("note", "note"),
-                 "note_off": ("note", "note"), "polytouch": ("aftertouch", "note"),
-                 "pitchwheel": ("pitchbend", None), "aftertouch": ("aftertouch", None),
-                 "program_change": ("program", None)}
-
-
-class MidiMapper:
-    """Plays one mapping: MIDI messages in, param updates out, param values back to the LEDs.
-
-    Call it from one thread. It does no I/O and reads no clock: time comes in through
-    `advance(dt)`. It remembers only what a controller needs between messages: where each
-    fader was and whether it has picked up its param, the MSB of each 14-bit pair, and the
-    glides of smoothed bindings.
-    """
-
-    def __init__(self, mapping: Mapping, spec: SpecOf) -> None:
-        self._spec = spec
-        self._controls: dict[Binding, _Control] = {}
-        self._sent: dict[str, tuple[Value, Binding]] = {}  # the last value we gave each param
-        self._glides: dict[str, _Glide] = {}
-        self.reload(mapping)
-
-    def reload(self, mapping: Mapping) -> None:
-        """Play a new version of the file; bindings that did not change keep their state."""
-        self._controls = {b: self._controls.get(b) or _Control() for b in mapping.bindings}
-        self._glides = {n: g for n, g in self._glides.items() if g.binding in self._controls}
-        self._index: dict[tuple[str, int | None], list[Binding]] = defaultdict(list)
-        self._by_param: dict[str, list[Binding]] = defaultdict(list)
-        for binding in mapping.bindings:
-            for key in binding.hears():
-                self._index[key].append(binding)
-            self._by_param[binding.param].append(binding)
-
-    def handle(self, message: mido.Message, current: Current) -> list[tuple[str, Value]]:
-        """The param updates one message asks for, as (name, value) typed for each param.
-
-        `current(name)` is the param's current target, None when the patch has no such param:
-        then its bindings wait, and apply once a reload declares it. Messages that no binding
-        hears (clock, sysex, other channels) give [].
-        """
-        kind = _MESSAGE_KEYS.get(message.type)
-        if kind is None:
-            return []
-        source, attribute = kind
-        number = getattr(message, attribute) if attribute else None
-        updates: list[tuple[str, Value]] = []
-        for binding in self._index.get((source, number), ()):
-            if not binding.listens(message.channel):
-                continue
-            spec, now = self._spec(binding.param), current(binding.param)
-            if spec is None or now is None or spec.kind not in (float, int, bool):
-                continue
-            value = self._play(binding, message, spec, now)
-            if value is None:
-                continue
-            if binding.smooth and spec.kind is float:
-                self._glide(binding, float(value), float(now), spec)  # type: ignore[arg-type]
-                continue
-            self._glides.pop(binding.param, None)
-            self._sent[binding.param] = (value, binding)
-            updates.append((binding.param, value))
-        return updates
-
-    def advance(self, dt: float) -> list[tuple[str, Value]]:
-        """Move each smoothed param `dt` seconds further toward its control; call once a frame."""
-        updates: list[tuple[str, Value]] = []
-        for name, glide in list(self._glides.items()):
-            share = -math.expm1(-max(dt, 0.0) / glide.binding.smooth)  # 1 - e^(-dt/tau)
-            glide.value += (glide.target - glide.value) * share
-            if abs(glide.target - glide.value) <= glide.settle:
-                glide.value = glide.target
-                del self._glides[name]
-            self._sent[name] = (glide.value, glide.binding)
-            updates.append((name, glide.value))
-        return updates
-
-    def unbound(self, declared: Iterable[str]) -> list[str]:
-        """Params this mapping drives that the patch does not declare (kept, not dropped)."""
-        have = set(declared)
-        return [name for name in self._by_param if name not in have]
-
-    def feedback(self, name: str, value: object) -> list[mido.Message]:
-        """The messages that show this param value on the controller, for every binding."""
-        spec = self._spec(name)
-        return [message for binding in self._by_param.get(name, ())
-                for message in binding.feedback(value, spec)]
-
-    def _play(self, binding: Binding, message: mido.Message, spec: ParamSpec,
-              now: object) -> Value | None:
-        if binding.mode in BUTTON_MODES:
-            pressed = (message.value >= 64 if message.type == "control_change"
-                       else message.type == "note_on" and message.velocity > 0)
-            return self._press(binding, pressed, spec, now)
-        if binding.relative != "none":
-            return self._turn(binding, _ticks(binding.relative, message.value), spec, now)
-        position = self._position(binding, message)
-        if position is None:
-            return None
-        value = binding.value_at(position, spec)
-        if binding.takeover == "pickup" and not self._picked(binding, position, value, spec,
-                                                             now):
-            return None
-        return value
-
-    def _press(self, binding: Binding, pressed: bool, spec: ParamSpec,
-               now: object) -> Value | None:
-        on, off = binding.on_off(spec)
-        if binding.mode == "momentary":
-            return on if pressed else off
-        if not pressed:
-            return None  # a release means nothing to a toggle or a trigger
-        if binding.mode == "trigger":
-            return binding.press_value(spec)
-        return off if binding.is_on(self._base(binding.param, now), spec) else on
-
-    def _turn(self, binding: Binding, ticks: int, spec: ParamSpec, now: object) -> Value | None:
-        if not ticks:
-            return None
-        step = binding.step
-        if spec.kind is bool:
-            step = 1.0
-        elif spec.kind is int:  # at least one whole unit per tick, or rounding swallows it
-            low, high = binding.span(spec)
-            step = max(step, 1.0 / max(high - low, 1.0))
-        base = binding.position_of(self._base(binding.param, now), spec)
-        return binding.value_at(base + ticks * step, spec)
-
-    def _position(self, binding: Binding, message: mido.Message) -> float | None:
-        """Where on its travel the control is, 0..1; None when the message sets nothing."""
-        kind = message.type
-        if kind == "control_change" and binding.source == "cc14":
-            msb = self._controls[binding].msb
-            if message.control == binding.number:  # a new MSB resets the LSB, as MIDI says
-                msb[message.channel] = message.value
-                return (message.value << 7) / 16383
-            if message.channel not in msb:
-                return None  # an LSB means nothing before its MSB
-            return (msb[message.channel] << 7 | message.value) / 16383
-        if kind == "note_on":
-            return message.velocity / 127 if message.velocity else None
-        if kind == "pitchwheel":
-            return (message.pitch + 8192) / 16383
-        if kind == "program_change":
-            return message.program / 127
-        if kind == "note_off":
-            return None  # a velocity binding keeps its value when the key is let go
-        return message.value / 127  # control_change, aftertouch, polytouch
-
-    def _picked(self, binding: Binding, position: float, value: Value, spec: ParamSpec,
-                now: object) -> bool:
-        """Soft takeover: a control moves its param only once it has reached or passed it."""
-        control = self._controls[binding]
-        before, control.position = control.position, position
-        sent = self._sent.get(binding.param)
-        if control.picked and sent is not None and sent[1] == binding and _same(sent[0], now):
-            return True  # still ours: nothing else moved the param since we last set it
-        target = binding.position_of(now, spec)
-        control.picked = (_same(value, now) or abs(position - target) <= PICKUP
-                          or (before is not None and (before - target) * (position - target) <= 0))
-        return control.picked
-
-    def _base(self, name: str, now: object) -> object:
-        """What relative moves and toggles start from: a glide's goal, else the value now."""
-        glide = self._glides.get(name)
-        return glide.target if glide else now
-
-    def _glide(self, binding: Binding, value: float, now: float, spec: ParamSpec) -> None:
-        glide = self._glides.get(binding.param)
-        if glide is None:
-            low, high = binding.span(spec)
-            glide = self._glides[binding.param] = _Glide(binding, now, value,
-                                                         1e-6 * (high - low))
-        glide.binding, glide.target = binding, value
-        self._sent[binding.param] = (glide.value, binding)
-
-
-def _ticks(relative: str, value: int) -> int:
-    """Encoder ticks from one relative CC: + clockwise, - counter-clockwise."""
-    if relative == "twos":
-        return value - 128 if value >= 64 else value
-    if relative == "offset":
-        return value - 64
-    return -(value - 64) if value >= 64 else value  # sign: bit 6 is the sign
-
-
-# Raw bytes. Ports that deliver whole messages (rtmidi) never need this; a byte stream does
-# (a DIN-serial adapter, a rawmidi device, a network bridge).
-
-MAX_SYSEX = 4096  # bytes; a longer sysex is dropped whole so a flood cannot grow memory
-_CHANNEL_LENGTH = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-_COMMON_LENGTH = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
-
-
-class MidiStream:
-    """MIDI bytes to mido messages, as the MIDI 1.0 spec reads them.
-
-    mido.Parser (1.3) drops every message sent with running status and loses a message when a
-    clock byte falls inside it; DIN hardware does both. Here real-time bytes pass through
-    anywhere, running status is kept for channel messages and cleared by system messages,
-    and anything that fits nothing is skipped and counted in `dropped`.
-    """
-
-    def __init__(self) -> None:
-        self._status = 0  # running status, or the system common being read; 0: none
-        self._data: list[int] = []
-        self._sysex: list[int] | None = None  # the sysex being read
-        self.dropped = 0
-
-    def feed(self, data: Iterable[int]) -> list[mido.Message]:
-        messages: list[mido.Message] = []
-        for byte in data:
-            if not 0 <= byte <= 0xFF:
-                self.dropped += 1
-            elif byte >= 0xF8:  # real time: may come between any two bytes, changes nothing
-                if byte not in (0xF9, 0xFD):
-                    messages.append(mido.Message.from_bytes([byte]))
-            elif self._sysex is not None and byte < 0x80:
-                if len(self._sysex) <= MAX_SYSEX:  # one byte past the cap marks it too long
-                    self._sysex.append(byte)
-            elif byte >= 0x80:
-                self._status_byte(byte, messages)
-            elif not self._status:
-                self.dropped += 1  # a data byte with no status to belong to
-            else:
-                self._data.append(byte)
-                if len(self._data) == self._length():
-                    messages.append(mido.Message.from_bytes([self._status, *self._data]))
-                    self._data = []
-                    if self._status >= 0xF0:
-                        self._status = 0  # system common messages have no running status
-        return messages
-
-    def _length(self) -> int:
-        return _CHANNEL_LENGTH.get(self._status & 0xF0) or _COMMON_LENGTH[self._status]
-
-    def _status_byte(self, byte: int, messages: list[mido.Message]) -> None:
-        if self._sysex is not None:  # any status byte ends a sysex; only F7 ends it well
-            if byte == 0xF7 and len(self._sysex) <= MAX_SYSEX:
-                messages.append(mido.Message("sysex", data=self._sysex))
-            else:
-                self.dropped += 1
-            self._sysex = None
-            if byte == 0xF7:
-                return
-        if self._data:
-            self.dropped += 1  # a message cut short by the next one
-            self._data = []
-        self._status = byte if byte < 0xF0 or byte in _COMMON_LENGTH else 0
-        if byte == 0xF0:
-            self._sysex = []
-        elif byte == 0xF6:
-            messages.append(mido.Message.from_bytes([byte]))
-            self._status = 0
-        elif not self._status:
-            self.dropped += 1  # undefined F4/F5, or an F7 with no sysex open
