@@ -6,9 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null; then
     # Xvfb + Mesa: real windows for the tests; Chromium: the preview page in a real browser;
-    # iproute2: a private network namespace for the mDNS discovery test
-    packages="xvfb xauth libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libegl-mesa0"
-    [ "${EXTRA:-}" = test ] && packages="$packages chromium iproute2"
+    # iproute2: private network namespaces for the mDNS and Link tests; libasound2: MIDI;
+    # jackd2: a JACK server on its dummy driver gives the MIDI tests real ports
+    packages="xvfb xauth libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libegl-mesa0 libasound2"
+    [ "${EXTRA:-}" = test ] && packages="$packages chromium iproute2 jackd2"
     missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
     if [ -n "$missing" ]; then
         if [ "$(id -u)" = 0 ]; then
