@@ -83,6 +83,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--token", help="secret for /perform/patch/load and /perform/preset/save "
                      "when --host is not loopback (default: a random one, printed at start)")
 
+    midi = commands.add_parser("midi", help="MIDI ports")
+    midi.add_subparsers(dest="midi_command", required=True).add_parser(
+        "list", help="the MIDI inputs and outputs this machine has")
+
     render = commands.add_parser("render", help="render a patch offline, frame-exact")
     render.add_argument("patch", type=Path)
     render.add_argument("--seconds", type=positive, required=True)
@@ -98,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command == "midi":
+        return midi_list()
     if not args.patch.is_file():
         print(f"perform: no patch file at {args.patch}", file=sys.stderr)
         return 1
@@ -123,6 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perform: cannot start: {exc.strerror or exc} (is another show running? "
               "pick other ports with --osc-port / --http-port / --oscquery-port)", file=sys.stderr)
         return 1
+    return 0
+
+
+def midi_list() -> int:
+    """Print the ports a controller could be found under (`--midi-in` matches by substring)."""
+    from perform.midi.ports import MidiUnavailable, list_ports
+
+    try:
+        inputs, outputs = list_ports()
+    except MidiUnavailable as exc:
+        print(f"perform: {exc}", file=sys.stderr)
+        return 1
+    for title, names in (("MIDI inputs", inputs), ("MIDI outputs", outputs)):
+        print(f"{title}:")
+        for name in names or ["(none)"]:
+            print(f"  {name}")
     return 0
 
 

@@ -11,6 +11,8 @@ what is sent before then is lost: each test pings a fresh link until a ping gets
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -401,3 +403,20 @@ def test_closing_inputs_while_messages_stream_never_hangs(rig: Rig) -> None:
     worker.join(timeout=60)
     stop.set()
     assert not worker.is_alive(), "closing a MIDI input while messages streamed hung"
+
+
+def test_perform_midi_list_names_the_controllers(rig: Rig) -> None:
+    rig.controller("nanoKONTROL2")
+    env = {**os.environ, "PERFORM_MIDI_API": "jack"}
+    done = subprocess.run([sys.executable, "-m", "perform", "midi", "list"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["MIDI inputs:", "  nanoKONTROL2:nanoKONTROL2"]
+
+
+def test_perform_midi_list_without_a_midi_system_says_so() -> None:
+    env = {**os.environ, "PERFORM_MIDI_API": "carrier-pigeon"}
+    done = subprocess.run([sys.executable, "-m", "perform", "midi", "list"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith("perform: ")
+    assert "Traceback" not in done.stderr
