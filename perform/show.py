@@ -169,12 +169,9 @@ class Show:
             frame = await self.control_box.next()
             try:
                 self.feedback.publish(frame)
-            except Exception:  # a bug in one mirror must not stop the other
+            except Exception:  # a bug in feedback must not stop OSCQuery's listeners
                 log.exception("OSC feedback failed")
-            try:
-                self.oscquery.publish()
-            except Exception:
-                log.exception("OSCQuery publish failed")
+            self.oscquery.publish()  # never raises
 
     def _join_link(self, stack: contextlib.AsyncExitStack) -> None:
         """Take the beat from Ableton Link; without it the fixed tempo plays on."""

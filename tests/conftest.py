@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pythonosc.osc_message_builder import OscMessageBuilder
 
 from perform.core.frames import Frame, Mailbox
 from perform.show import Show, ShowConfig, wait_ready
@@ -46,6 +47,14 @@ class LiveShow:
     def state(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "/api/state", timeout=5) as response:
             return json.load(response)
+
+
+def msg(address: str, *args: object) -> bytes:
+    """One OSC message, built by python-osc: independent of the server's own encoder."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

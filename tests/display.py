@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from unittest import mock
 
 
 class XvfbUnavailable(RuntimeError):
@@ -46,15 +47,8 @@ def xvfb(screen: str = "1280x1024x24", timeout: float = 10.0) -> Iterator[str]:
                 raise XvfbUnavailable(f"{e}: {said}") from None
             finally:
                 os.close(read_fd)
-            old = os.environ.get("DISPLAY")
-            os.environ["DISPLAY"] = name
-            try:
+            with mock.patch.dict(os.environ, {"DISPLAY": name}):
                 yield name
-            finally:
-                if old is None:
-                    os.environ.pop("DISPLAY", None)
-                else:
-                    os.environ["DISPLAY"] = old
         finally:
             _kill(proc)
 

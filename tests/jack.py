@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from typing import IO
+from unittest import mock
 
 from perform.midi.ports import jack_running
 
@@ -39,19 +40,14 @@ def jack_server(timeout: float = 10.0) -> Iterator[str]:
     command = [exe, "--no-realtime", "--name", name, "--port-max", "32", "-d", "dummy",
                "--rate", "48000", "--period", "1024", "--capture", "0", "--playback", "0"]
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}  # no D-Bus device reservation
-    old = os.environ.get("JACK_DEFAULT_SERVER")
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True, preexec_fn=_die_with_parent)
         try:
-            os.environ["JACK_DEFAULT_SERVER"] = name
-            _wait_until_up(proc, timeout, log)
-            yield name
+            with mock.patch.dict(os.environ, {"JACK_DEFAULT_SERVER": name}):
+                _wait_until_up(proc, timeout, log)
+                yield name
         finally:
-            if old is None:
-                os.environ.pop("JACK_DEFAULT_SERVER", None)
-            else:
-                os.environ["JACK_DEFAULT_SERVER"] = old
             _stop(proc)
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
-from conftest import wait_for
+from conftest import msg, wait_for
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 PATCH = """\
 import numpy as np
@@ -44,13 +43,6 @@ level = param("level", 0.25, 0.0, 1.0)
 def frame(ctx):
     return np.full((ctx.height, ctx.width, 3), float(level), np.float32)
 """
-
-
-def msg(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 class Listener:

@@ -14,10 +14,10 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from conftest import msg
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from perform.core.params import ParamSpec, ParamStore
 from perform.io.osc import OscRouter, OscServer, Peer
@@ -58,13 +58,6 @@ def make_store() -> RecordingStore:
 
 def quiet_peer(replies: list[bytes] | None = None) -> Peer:
     return Peer("test", 1, "udp", (replies if replies is not None else []).append)
-
-
-def msg(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 def bundle(timestamp: float, *messages: bytes) -> bytes:

@@ -10,11 +10,10 @@ import struct
 import time
 from pathlib import Path
 
-from conftest import wait_for
+from conftest import msg, wait_for
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from perform.core.params import ParamSpec, ParamStore
 from perform.io.osc import OscRouter, Peer
@@ -22,13 +21,6 @@ from perform.io.osc import OscRouter, Peer
 ROOT = Path(__file__).resolve().parent.parent
 ADDRESSES = ["/walk/speed", "/walk/*", "/pad", "/label", "/nope", "/perform/ping", "/w{a,b}",
              "/[", "/perform/fps", "/perform/preset/load"]
-
-
-def msg(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 def random_message(rng: random.Random) -> bytes:

@@ -6,21 +6,14 @@ import asyncio
 import struct
 
 import pytest
+from conftest import msg
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from perform.core.params import ParamSpec, ParamStore
 from perform.io.osc import OscRouter, OscServer
 from perform.io.osc import transport as transport_module
 
 END, ESC = b"\xc0", b"\xdb"
-
-
-def msg(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 def sized(packet: bytes) -> bytes:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import msg as osc
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message import OscMessage
@@ -44,13 +45,6 @@ TIMEOUT = 5.0
 
 
 # --- wire helpers, written independently of the tools ---------------------------------------
-
-def osc(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
-
 
 def type_tags(dgram: bytes) -> str:
     """The type tag string of a message, read straight off the bytes."""

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
+from conftest import msg
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonoscquery.osc_query_client import OSCQueryClient
 from zeroconf import ServiceInfo
 
@@ -28,13 +28,6 @@ SPECS = [
 COMMANDS = {"/perform/reload": ("", "reload the patch file"),
             "/perform/fps": ("f", "target frames per second")}
 HOST = {"NAME": "perform test", "OSC_IP": "127.0.0.1", "OSC_PORT": 9000, "OSC_TRANSPORT": "UDP"}
-
-
-def msg(address: str, *args: object) -> bytes:
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        builder.add_arg(arg)
-    return builder.build().dgram
 
 
 @pytest.fixture

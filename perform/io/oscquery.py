@@ -125,6 +125,7 @@ class OscQuery:
         self._peers: set[_Peer] = set()
         self._version = store.version
         self._names = set(store.names())
+        self._generation = store.generation
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -223,6 +224,9 @@ class OscQuery:
             log.exception("OSCQuery publish failed")
 
     def _announce_paths(self) -> None:
+        if self.store.generation == self._generation:  # no patch load since the last frame
+            return
+        self._generation = self.store.generation
         names = set(self.store.names())
         if names == self._names:
             return
