@@ -14,6 +14,7 @@ import torch
 from perform.core.loader import PatchLoadError, load_patch
 from perform.core.params import ParamStore
 from perform.engine import Engine
+from perform.midi.rig import MidiConfig
 from perform.models.host import ModelHost
 from perform.outputs.recording import open_writer
 from perform.outputs.window import display_available
@@ -75,6 +76,22 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--bpm", type=positive, default=120.0, help="tempo behind ctx.beat")
     run.add_argument("--link", action="store_true",
                      help="share tempo and beat with Ableton Link peers on the network")
+    run.add_argument("--midi-in", action="append", default=[], metavar="NAME",
+                     help="MIDI inputs whose name contains NAME (any case; `all` for every one); "
+                     "repeatable; see `perform midi list`. Unplugged ports reconnect by themselves")
+    run.add_argument("--midi-out", action="append", default=[], metavar="NAME",
+                     help="MIDI outputs for LED feedback (and --midi-clock-out); repeatable")
+    run.add_argument("--midi-map", action="append", default=[], type=Path, metavar="FILE",
+                     help="controller mapping (TOML, hot-reloaded; MIDI learn writes to the "
+                     "first); default: the patch folder's midi.toml and the shipped mappings "
+                     "of the controllers plugged in")
+    run.add_argument("--midi-clock", action="store_true",
+                     help="follow a MIDI clock (start/stop/continue/song position) from the "
+                     "inputs instead of a fixed --bpm")
+    run.add_argument("--midi-clock-out", action="store_true",
+                     help="send MIDI clock to the outputs, from --bpm or Ableton Link")
+    run.add_argument("--no-midi", action="store_true",
+                     help="no MIDI at all, not even perform's own virtual ports")
     run.add_argument("--osc-out", type=target, action="append", default=[],
                      metavar="HOST:PORT", help="send OSC feedback there (param changes, beat, "
                      "fps, errors); repeatable")
@@ -111,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         return render(args)
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    if args.midi_clock and (args.link or args.midi_clock_out):
+        print("perform: --midi-clock follows another clock: it goes with neither --link nor "
+              "--midi-clock-out", file=sys.stderr)
+        return 2
+    midi = None if args.no_midi else MidiConfig(
+        inputs=tuple(args.midi_in), outputs=tuple(args.midi_out), maps=tuple(args.midi_map),
+        clock_in=args.midi_clock, clock_out=args.midi_clock_out)
     outputs = set(args.output or ["window", "preview"])
     window = "window" in outputs and not args.headless and display_available()
     try:
@@ -120,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                                bpm=args.bpm, osc_out=tuple(args.osc_out),
                                oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,
                                osc_max_delay=args.osc_max_delay, token=args.token,
-                               link=args.link))
+                               link=args.link, midi=midi))
         show.run()
     except ValueError as exc:  # an --osc-out host that does not resolve, say
         print(f"perform: {exc}", file=sys.stderr)

@@ -7,6 +7,9 @@ their last argument when the server listens beyond this machine.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from perform.core.presets import PresetError, load_preset, save_preset
 from perform.io.osc import Command, CommandError, FeedbackError, Peer
+from perform.midi.learn import LearnError
+from perform.midi.rig import Learned
 
 if TYPE_CHECKING:
     from perform.show import Show
@@ -28,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/perform/ping": ("", "answers /perform/pong with the same arguments"),
     "/perform/feedback/add": ("i", "send feedback to the sender's host at this port"),
     "/perform/feedback/remove": ("i", "stop feedback to the sender's host at this port"),
+    "/perform/midi/learn": ("s", "bind the next MIDI control moved to this param; answers "
+                                 "/perform/midi/learned (no argument: cancel)"),
 }
 
 
@@ -78,14 +85,42 @@ def server_commands(show: Show) -> dict[str, Command]:
                 raise CommandError(str(exc)) from None
         return command
 
+    def learn(args: tuple[Any, ...], peer: Peer) -> None:
+        if show.midi is None:
+            raise CommandError("MIDI is off (--no-midi)")
+        if not args:
+            show.midi.cancel_learn()
+            return
+        param = _text(_with_token(show, args, 1))
+        try:
+            result = show.midi.learn(param)
+        except LearnError as exc:
+            raise CommandError(str(exc)) from None
+        result.add_done_callback(functools.partial(_tell_learned, peer))
+
     handlers: dict[str, Command] = {
         "/perform/reload": reload, "/perform/patch/load": load_patch,
         "/perform/preset/save": save, "/perform/preset/load": load, "/perform/fps": fps,
         "/perform/ping": ping, "/perform/feedback/add": feedback(show.feedback.add_target),
         "/perform/feedback/remove": feedback(show.feedback.remove_target),
+        "/perform/midi/learn": learn,
     }
     assert handlers.keys() == COMMANDS.keys()
     return handlers
+
+
+def _tell_learned(peer: Peer, result: asyncio.Future[Learned]) -> None:
+    """The outcome of a MIDI learn, to whoever asked for it (maybe long gone)."""
+    if result.cancelled():
+        return
+    error = result.exception()
+    with contextlib.suppress(OSError):
+        if error is None:
+            learned = result.result()
+            peer.reply("/perform/midi/learned", learned.param, learned.control, learned.port,
+                       learned.file)
+        else:
+            peer.reply("/perform/refused", "/perform/midi/learn", str(error))
 
 
 def _with_token(show: Show, args: tuple[Any, ...], wanted: int) -> tuple[Any, ...]:

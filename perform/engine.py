@@ -78,9 +78,14 @@ class Engine:
         self.error: PatchError | None = None  # the latest failure, until a good frame
         self._last_image = np.zeros((height, width, 3), np.uint8)
         self._last_image.flags.writeable = False
+        self.epoch = clock()  # show time 0 on `clock`; `run` sets it again as it starts
         self._seq = 0
         self._last_t: float | None = None
         self._last_beat: float | None = None
+
+    def show_time(self) -> float:
+        """Seconds since the show started, as `ctx.t` counts them; for other threads."""
+        return self._clock() - self.epoch
 
     def offer(self, patch: Patch) -> None:
         """Queue a freshly loaded patch; it replaces the running one before the next frame."""
@@ -129,7 +134,7 @@ class Engine:
 
         `fps` may change while it runs (OSC /perform/fps): the next slot uses the new pace.
         """
-        start = self._clock()
+        start = self.epoch = self._clock()
         due = start
         while not stop.is_set():
             interval = 1.0 / self.fps

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import logging
 import secrets
@@ -18,15 +17,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 import watchfiles
 from aiohttp import web
 
 from perform.control import COMMANDS, server_commands
+from perform.core.aio import cancel, in_daemon_thread, join_thread
 from perform.core.frames import Mailbox
 from perform.core.loader import Patch, PatchError, PatchLoadError, load_patch
 from perform.core.params import ParamStore
@@ -36,13 +36,15 @@ from perform.io.discovery import advertise
 from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
 from perform.io.oscquery import OscQuery
 from perform.io.web import JpegPreview, make_app
+from perform.midi.learn import LearnError
+from perform.midi.mapping import MappingError
+from perform.midi.rig import Learned, MidiConfig, MidiRig
 from perform.models.host import ModelHost
 from perform.patch import Ctx
 from perform.tempo import FixedTempo
 from perform.tempo.link import LinkTempo
 
 log = logging.getLogger("perform")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ShowConfig:
     osc_max_delay: float = 10.0  # seconds a timetagged bundle may be held
     token: str | None = None  # needed by file-writing commands when bound beyond loopback
     link: bool = False  # follow (or lead) an Ableton Link session instead of a fixed --bpm
+    midi: MidiConfig | None = field(default_factory=MidiConfig)  # None: no MIDI (--no-midi)
 
 
 def pick_device(name: str) -> torch.device:
@@ -92,6 +95,14 @@ class Show:
                              fps=config.fps, tempo=FixedTempo(config.bpm), outputs=outputs,
                              stats=self.stats,
                              on_error=self._announce, on_swap=self._swapped)
+        self.midi: MidiRig | None = None
+        if config.midi is not None:
+            if config.midi.clock_in and config.link:
+                raise ValueError("follow either Ableton Link or a MIDI clock, not both")
+            self.midi = MidiRig(self.store, config.midi, self.patch_folder,
+                                self.engine.show_time, config.bpm, self._mapping_error)
+            if self.midi.follower is not None:
+                self.engine.tempo = self.midi.follower
         self.feedback = OscFeedback(self.store, frame_stats=self.stats.summary)
         for host, port in config.osc_out:
             self.feedback.add_target(host, port)
@@ -121,7 +132,7 @@ class Show:
             render = threading.Thread(target=self.engine.run, args=(self.stop,),
                                       name="perform-render", daemon=True)
             render.start()
-            stack.push_async_callback(_join, render)
+            stack.push_async_callback(join_thread, render)
             stack.callback(self.stop.set)
 
             host = self.config.host
@@ -134,8 +145,8 @@ class Show:
             self.osc_address = self.osc.address
 
             preview = JpegPreview(self.preview_box)
-            self.http_address = await _serve_http(stack, make_app(self.store, self.state, preview),
-                                                  host, self.config.http_port, "HTTP")
+            app = make_app(self.store, self.state, preview, self._learn, self.token)
+            self.http_address = await _serve_http(stack, app, host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup
             oscquery_port = self.config.oscquery_port
             if oscquery_port is None:
@@ -151,8 +162,11 @@ class Show:
 
             if self.config.link:
                 self._join_link(stack)
+            if self.midi is not None:
+                engine = self.engine
+                await self.midi.start(stack, lambda: engine.tempo.reading(engine.show_time()))
             for task in (self._watch(), self._each_frame()):
-                stack.push_async_callback(_cancel, asyncio.create_task(task))
+                stack.push_async_callback(cancel, asyncio.create_task(task))
             await asyncio.sleep(0)  # the watcher registers its inotify watch before any await
             self.ready.set()
             log.info("perform: patch %s | OSC udp+tcp://%s:%d | preview http://%s:%d/ | "
@@ -172,6 +186,11 @@ class Show:
             except Exception:  # a bug in feedback must not stop OSCQuery's listeners
                 log.exception("OSC feedback failed")
             self.oscquery.publish()  # never raises
+            if self.midi is not None:
+                try:
+                    self.midi.each_frame(frame.t)
+                except Exception:
+                    log.exception("MIDI feedback failed")
 
     def _join_link(self, stack: contextlib.AsyncExitStack) -> None:
         """Take the beat from Ableton Link; without it the fixed tempo plays on."""
@@ -192,6 +211,12 @@ class Show:
         self.patch_path = path
         self._start_load()
 
+    async def _learn(self, param: str) -> Learned:
+        """MIDI learn for HTTP: a viewer that leaves does not cancel it (it times out)."""
+        if self.midi is None:
+            raise LearnError("MIDI is off (--no-midi)")
+        return await asyncio.shield(self.midi.learn(param))
+
     def _host_info(self) -> dict[str, Any]:
         host, port = self.osc_address or (self.config.host, self.config.osc_port)
         return {"NAME": f"perform ({self.patch_path.name})", "OSC_IP": host, "OSC_PORT": port,
@@ -209,7 +234,7 @@ class Show:
         self.attempts += 1
         version = self.attempts
         try:
-            patch = await _in_daemon_thread(load_patch, self.patch_path, version, self.models,
+            patch = await in_daemon_thread(load_patch, self.patch_path, version, self.models,
                                             self._setup_ctx)
         except PatchLoadError as exc:
             if version > self._offered:
@@ -240,9 +265,15 @@ class Show:
     def _announce(self, error: PatchError) -> None:
         """Tell the performer, from whichever thread found the error."""
         log.error("patch error: %s", error)
-        args = (error.file, error.line or 0, error.message)
+        self._send_error(error.file, error.line, error.message)
+
+    def _mapping_error(self, error: MappingError) -> None:
+        self._send_error(error.file, error.line, error.message)  # the rig has logged it
+
+    def _send_error(self, file: str, line: int | None, message: str) -> None:
+        """OSC /perform/error to the feedback targets, from any thread."""
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.feedback.send_error, *args)
+            self._loop.call_soon_threadsafe(self.feedback.send_error, file, line or 0, message)
 
     def _swapped(self, patch: Patch) -> None:
         keep = set(patch.model_keys)
@@ -279,6 +310,7 @@ class Show:
                                  "last_error": self.feedback.last_error}},
             "ports": self.ports(),
             "tempo": self._tempo_state(),
+            "midi": self.midi.stats() if self.midi is not None else None,
         }
 
     def _tempo_state(self) -> dict[str, Any]:
@@ -342,40 +374,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def _in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """Like `asyncio.to_thread`, but a call that never returns cannot hold up the exit."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def work() -> None:
-        try:
-            result = function(*args)
-        except BaseException as exc:
-            outcome = functools.partial(future.set_exception, exc)
-        else:
-            outcome = functools.partial(future.set_result, result)
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            loop.call_soon_threadsafe(settle, outcome)
-
-    threading.Thread(target=work, name="perform-load", daemon=True).start()
-    return future
-
-
-async def _join(thread: threading.Thread, timeout: float = 2.0) -> None:
-    await asyncio.to_thread(thread.join, timeout)
-    if thread.is_alive():
-        log.warning("%s is stuck (a patch that never returns?); leaving it behind", thread.name)
-
-
-async def _cancel(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 def wait_ready(show: Show, timeout: float = 30.0) -> None:

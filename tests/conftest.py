@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from perform.core.frames import Frame, Mailbox
@@ -49,6 +51,37 @@ class LiveShow:
             return json.load(response)
 
 
+class Listener:
+    """A real UDP socket that keeps every OSC message sent to it, with its arrival time."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.messages: list[tuple[float, str, list[object]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            message = OscMessage(data)
+            self.messages.append((time.monotonic(), message.address, message.params))
+
+    def values(self, address: str) -> list[list[object]]:
+        return [args for _, a, args in list(self.messages) if a == address]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
 def msg(address: str, *args: object) -> bytes:
     """One OSC message, built by python-osc: independent of the server's own encoder."""
     builder = OscMessageBuilder(address)
@@ -73,7 +106,8 @@ def live_show() -> Iterator[Callable[..., LiveShow]]:
     started: list[tuple[Show, threading.Thread]] = []
 
     def start(patch: Path, **config: Any) -> LiveShow:
-        options = dict(width=64, height=48, fps=30.0, osc_port=0, http_port=0, zeroconf=False)
+        options = dict(width=64, height=48, fps=30.0, osc_port=0, http_port=0, zeroconf=False,
+                       midi=None)
         options.update(config)
         show = Show(ShowConfig(patch=patch, **options))
         recorder = Recorder()
@@ -89,3 +123,18 @@ def live_show() -> Iterator[Callable[..., LiveShow]]:
         show.stop.set()
         thread.join(timeout=10)
         assert not thread.is_alive(), "the show did not stop"
+
+
+@pytest.fixture(scope="module")
+def jack() -> Iterator[str]:
+    """A JACK server on its dummy driver for this module's tests (real MIDI ports), or skip."""
+    import rtmidi
+    from jack import JackUnavailable, jack_server
+
+    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+        pytest.skip("python-rtmidi was built without JACK")
+    try:
+        with jack_server() as name:
+            yield name
+    except JackUnavailable as e:
+        pytest.skip(f"no JACK server for the MIDI tests: {e}")

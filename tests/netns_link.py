@@ -44,7 +44,7 @@ async def main() -> None:
     peer = subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     show = Show(ShowConfig(patch=PATCH, width=32, height=24, fps=30.0, osc_port=0, http_port=0,
-                           zeroconf=False, link=True, bpm=100.0))
+                           zeroconf=False, link=True, bpm=100.0, midi=None))
     thread = threading.Thread(target=asyncio.run, args=(show.serve(),), daemon=True)
     thread.start()
     try:

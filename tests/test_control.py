@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
-from conftest import msg, wait_for
+from conftest import Listener, msg, wait_for
 from pythonosc.osc_message import OscMessage
 
 PATCH = """\
@@ -43,37 +41,6 @@ level = param("level", 0.25, 0.0, 1.0)
 def frame(ctx):
     return np.full((ctx.height, ctx.width, 3), float(level), np.float32)
 """
-
-
-class Listener:
-    """A real UDP socket that keeps every OSC message sent to it, with its arrival time."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.messages: list[tuple[float, str, list[object]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            message = OscMessage(data)
-            self.messages.append((time.monotonic(), message.address, message.params))
-
-    def values(self, address: str) -> list[list[object]]:
-        return [args for _, a, args in list(self.messages) if a == address]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 @pytest.fixture

@@ -100,3 +100,20 @@ def test_dropped_ticks_keep_the_count():
         if not 40 <= k < 52:  # half a beat of ticks lost on the way
             clock.tick(arrival)
     assert clock.reading(arrivals[-1]).beat == pytest.approx(95 / TICKS_PER_BEAT)
+
+
+def test_ticks_that_arrive_in_bunches_once_per_audio_period_still_read_steady():
+    """JACK hands a period's MIDI events over together: 21 ms periods bunch ticks that are
+    20.8 ms apart at 120 BPM in twos and none. The fit reads through it."""
+    cycle = 1024 / 48000
+    arrivals, _ = ticks(120.0, 16 * TICKS_PER_BEAT)
+    bunched = [(int(t / cycle) + 1) * cycle for t in arrivals]
+    clock = ClockFollower(bpm=90.0)
+    clock.start(bunched[0] - 0.01)
+    bpms = []
+    for k, arrival in enumerate(bunched):
+        clock.tick(arrival)
+        if k >= 4 * TICKS_PER_BEAT:
+            bpms.append(clock.reading(arrival).bpm)
+    assert max(abs(bpm - 120.0) for bpm in bpms) < 0.5
+    assert clock.reading(bunched[-1]).beat == pytest.approx((len(bunched) - 1) / TICKS_PER_BEAT)

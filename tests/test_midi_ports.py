@@ -24,7 +24,6 @@ import mido
 import pytest
 import rtmidi
 from conftest import wait_for
-from jack import JackUnavailable, jack_server
 
 from perform.midi import ports
 from perform.midi.ports import (
@@ -157,17 +156,6 @@ def test_without_libasound_midi_is_off_and_the_show_goes_on(
 
 
 # -- on a JACK server -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def jack() -> Iterator[str]:
-    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
-        pytest.skip("python-rtmidi was built without JACK")
-    try:
-        with jack_server() as name:
-            yield name
-    except JackUnavailable as e:
-        pytest.skip(f"no JACK server for the MIDI port tests: {e}")
 
 
 class Rig:

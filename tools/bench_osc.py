@@ -214,7 +214,7 @@ def reference_server() -> Iterator[Target]:
 def live_show(size: int) -> Iterator[Show]:
     """The default patch at 30 fps, warmed up for two seconds."""
     show = Show(ShowConfig(patch=PATCH, width=size, height=size, fps=30, osc_port=0,
-                           http_port=0, zeroconf=False))
+                           http_port=0, zeroconf=False, midi=None))
     thread = threading.Thread(target=asyncio.run, args=(show.serve(),), daemon=True)
     thread.start()
     wait_ready(show)

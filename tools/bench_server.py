@@ -102,7 +102,7 @@ def live(folder: Path, size: int, fps: float) -> Iterator[tuple[Show, Path, Time
     patch = folder / f"bench_{size}_{fps:g}.py"
     patch.write_text(PATCH.format(version=0))
     show, timeline = Show(ShowConfig(patch=patch, width=size, height=size, fps=fps,
-                                     osc_port=0, http_port=0)), Timeline()
+                                     osc_port=0, http_port=0, midi=None)), Timeline()
     show.engine.outputs.append(timeline)
     thread = threading.Thread(target=asyncio.run, args=(show.serve(),), daemon=True)
     thread.start()

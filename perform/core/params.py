@@ -222,6 +222,11 @@ class ParamStore:
         with self._lock:
             return dict(self._targets)
 
+    def target(self, name: str) -> Value | None:
+        """One param's latest target; None when the patch declares no such param."""
+        with self._lock:
+            return self._targets.get(name)
+
     def names(self) -> list[str]:
         with self._lock:
             return list(self._specs)

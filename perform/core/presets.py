@@ -7,11 +7,10 @@ leaves half a preset; a load applies all values between two frames (`ParamStore.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from perform.core.files import write_atomically
 from perform.core.params import ParamStore
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
@@ -32,17 +31,7 @@ def save_preset(store: ParamStore, folder: Path, name: str) -> Path:
     path = preset_path(folder, name)
     text = json.dumps({"params": store.targets()}, indent=2, sort_keys=True) + "\n"
     try:
-        path.parent.mkdir(exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, text)
     except OSError as exc:
         raise PresetError(f"cannot save preset {name!r}: {exc.strerror or exc}") from None
     return path

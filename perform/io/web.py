@@ -1,4 +1,4 @@
-"""HTTP: the state as JSON, params by POST, and a preview page with live MJPEG frames.
+"""HTTP: the state as JSON, params by POST, MIDI learn, and a preview page with live MJPEG.
 
 Frames are JPEG-encoded once per frame in a worker thread, whatever the number of viewers,
 and only while someone watches; a slow viewer skips frames instead of queueing them.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -19,6 +20,8 @@ from PIL import Image
 
 from perform.core.frames import Frame, Mailbox
 from perform.core.params import ParamError, ParamStore
+from perform.midi.learn import LearnError
+from perform.midi.rig import Learned
 
 BOUNDARY = "perform-frame"
 
@@ -79,9 +82,11 @@ class JpegPreview:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-def make_app(store: ParamStore, state: Callable[[], dict[str, Any]],
-             preview: JpegPreview) -> web.Application:
-    """The aiohttp application; `state` builds the /api/state document."""
+def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: JpegPreview,
+             learn: Callable[[str], Awaitable[Learned]], token: str | None = None
+             ) -> web.Application:
+    """The aiohttp application; `state` builds the /api/state document, `learn` binds the
+    next MIDI control moved. What writes files needs `token` as a Bearer token, if set."""
 
     async def index(request: web.Request) -> web.Response:
         page = resources.files("perform.io").joinpath("preview.html").read_text("utf-8")
@@ -107,6 +112,24 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]],
         status = 200 if not errors else (207 if applied else 400)
         return web.json_response({"applied": applied, "errors": errors}, status=status)
 
+    async def post_learn(request: web.Request) -> web.Response:
+        """{"param": name}: answers once a control is moved (or after the learn times out)."""
+        if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
+            return web.json_response({"error": "this server listens beyond this machine: send "
+                                               "its token as 'Authorization: Bearer TOKEN'"},
+                                     status=401)
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("param"), str):
+            return web.json_response({"error": 'the body must be {"param": "name"}'}, status=400)
+        try:
+            learned = await learn(body["param"])
+        except LearnError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response(dataclasses.asdict(learned))
+
     async def stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
@@ -126,5 +149,6 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]],
     app.router.add_get("/", index)
     app.router.add_get("/api/state", get_state)
     app.router.add_post("/api/params", post_params)
+    app.router.add_post("/api/midi/learn", post_learn)
     app.router.add_get("/stream.mjpg", stream)
     return app

@@ -50,6 +50,9 @@ _MESSAGE_KEYS = {"control_change": ("cc", "control"), "note_on": ("note", "note"
                  "program_change": ("program", None)}
 
 
+PLAYABLE = frozenset(_MESSAGE_KEYS)  # the message types a mapping can bind
+
+
 class MidiMapper:
     """Plays one mapping: MIDI messages in, param updates out, param values back to the LEDs.
 
@@ -128,6 +131,8 @@ class MidiMapper:
     def feedback(self, name: str, value: object) -> list[mido.Message]:
         """The messages that show this param value on the controller, for every binding."""
         spec = self._spec(name)
+        if spec is None or spec.kind not in (float, int, bool):
+            return []
         return [message for binding in self._by_param.get(name, ())
                 for message in binding.feedback(value, spec)]
 

@@ -250,12 +250,12 @@ class _Reader:
         if (not isinstance(tables, list) or len(tables) != len(headers)
                 or not all(isinstance(table, dict) for table in tables)):
             self.fail(self.line_of("bind"), "write each binding as its own [[bind]] table")
-        ends = [start - 1 for start in headers[1:]] + [len(self.lines)]
+        ends = [start - 1 for start in headers[1:]] + [len(self.lines)] * bool(headers)
         bindings = tuple(self.binding(table, start, end, channel)
                          for table, start, end in zip(tables, headers, ends, strict=True))
         for index, binding in enumerate(bindings):
             for earlier in bindings[:index]:
-                if earlier.param == binding.param and _overlap(earlier, binding):
+                if earlier.param == binding.param and overlap(earlier, binding):
                     self.fail(binding.line, f"duplicate binding: {binding.label} already drives "
                                             f"{binding.param!r} at line {earlier.line}")
         return Mapping(name, bindings, self.source, port)
@@ -402,7 +402,7 @@ class _Reader:
         return value
 
 
-def _overlap(a: Binding, b: Binding) -> bool:
-    """Whether two bindings hear the same messages."""
+def overlap(a: Binding, b: Binding) -> bool:
+    """Whether two bindings hear the same messages (the same control on a shared channel)."""
     same_channel = a.channel is None or b.channel is None or a.channel == b.channel
     return same_channel and bool(set(a.hears()) & set(b.hears()))

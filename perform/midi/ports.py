@@ -177,25 +177,26 @@ class _Ports:
         low = name.lower()
         return any(LOOPBACK not in low if n == "all" else n in low for n in self._needles)
 
-    def rescan(self) -> None:
+    def rescan(self) -> list[str]:
         """Open matching ports that appeared, close the ones that vanished; never raises.
 
-        Opening a port takes the MIDI system milliseconds: call this from a worker thread
-        (`asyncio.to_thread`), not the event loop.
+        Returns the names of the ports it opened. Opening a port takes the MIDI system
+        milliseconds: call this from a worker thread (`asyncio.to_thread`), not the event loop.
         """
         if not self._needles:
-            return
+            return []
         with self._changing:
             if self._probe is None:  # no MIDI system, or closed
-                return
+                return []
             try:
-                self._rescan(self._probe)
+                return self._rescan(self._probe)
             except Exception as exc:  # a MIDI system in trouble must not stop the show
                 if str(exc) != self._last_error:
                     log.warning("MIDI %s: cannot list ports: %s", self.kind, exc)
                 self._last_error = str(exc)
+                return []
 
-    def _rescan(self, probe: Port) -> None:
+    def _rescan(self, probe: Port) -> list[str]:
         with self._lock:  # the reader polls the probe when it is our virtual input
             present = [n for n in dict.fromkeys(probe.get_ports()) if self._wants(n)]
         gone = [n for n in self._ports if n != self._virtual and n not in present]
@@ -204,7 +205,7 @@ class _Ports:
             if name not in self._ports and (port := self._connect(name)) is not None:
                 opened[name] = port
         if not (gone or opened):
-            return
+            return []
         for name in opened:  # before the reader can see the port
             self._stats.setdefault(name, PortStats()).connected = True
         with self._lock:
@@ -218,6 +219,7 @@ class _Ports:
             log.warning("MIDI %s: %s disconnected; waiting for it to come back", self.kind, name)
         for name in opened:
             log.info("MIDI %s: %s connected", self.kind, name)
+        return list(opened)
 
     def _connect(self, name: str) -> Port | None:
         port = self._create()
@@ -320,11 +322,15 @@ class MidiOutputs(_Ports):
     def _create(self) -> rtmidi.MidiOut:
         return rtmidi.MidiOut(self.api, CLIENT)
 
-    def send(self, message: mido.Message) -> None:
-        """To every open port; a port that refuses is counted, never raised."""
+    def send(self, message: mido.Message, only: str | None = None) -> None:
+        """To every open port, or those whose name contains `only` (any case); a port that
+        refuses is counted, never raised."""
         data = message.bytes()
+        needle = only.lower() if only else ""
         with self._lock:
             for name, port in self._ports.items():
+                if needle not in name.lower():
+                    continue
                 stats = self._stats[name]
                 try:
                     port.send_message(data)

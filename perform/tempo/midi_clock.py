@@ -1,22 +1,28 @@
 """Following a MIDI clock: 24 ticks a beat in, a smooth beat position and tempo out.
 
 MIDI clock ticks arrive with the jitter of USB, the OS and the sender (a millisecond or
-more), so reading the tempo from the last interval would make visuals stutter. The follower
-is an alpha-beta filter, a simple phase-locked loop: each tick corrects the predicted tick
-time by a fraction `alpha` of the error and the tick period by a fraction `beta`. Between
-ticks the beat is extrapolated, but never past the next expected tick, so a stalled clock
-holds its position instead of running away.
+more; a whole audio period, 5 to 20 ms, through JACK, which delivers a period's events
+together), so reading the tempo from the last interval would make visuals stutter. The
+follower fits a straight line through the last four beats of ticks (tick number against
+arrival time, least squares): its slope is the tempo and its value at the newest tick is
+that tick's true time. Jitter averages out over 96 ticks, a missing tick leaves no hole,
+and a new tempo is followed within the window. Between ticks the beat is extrapolated, but
+never past the next expected tick, so a stalled clock holds instead of running away.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from perform.tempo import TempoReading
 
 TICKS_PER_BEAT = 24
 TICKS_PER_SIXTEENTH = 6  # song position pointer counts sixteenth notes
 MIN_BPM, MAX_BPM = 20.0, 400.0
+WINDOW = 4 * TICKS_PER_BEAT  # ticks in the fit
+MIN_FIT = 6  # ticks before the fit is trusted over the tempo it had
+GAP = 4.5  # periods of silence that mean ticks were lost, not jitter
 
 
 class ClockFollower:
@@ -26,15 +32,14 @@ class ClockFollower:
     the MIDI thread, `reading` from the render thread.
     """
 
-    def __init__(self, bpm: float = 120.0, alpha: float = 0.15, beta: float = 0.01) -> None:
+    def __init__(self, bpm: float = 120.0) -> None:
         self._lock = threading.Lock()
-        self.alpha, self.beta = alpha, beta
         self._period = 60.0 / (bpm * TICKS_PER_BEAT)  # seconds per tick
         self._ticks = 0  # the position of the last tick, in ticks
-        self._tick_time: float | None = None  # filtered arrival time of the last tick
+        self._tick_time: float | None = None  # fitted arrival time of the last tick
+        self._window: deque[tuple[int, float]] = deque(maxlen=WINDOW)  # (tick, arrival)
         self._lands = True  # the next tick lands on _ticks itself (after start or a jump)
         self._running = False
-        self._measured = False  # whether the period was measured since the clock (re)started
 
     def tick(self, now: float) -> None:
         with self._lock:
@@ -42,36 +47,32 @@ class ClockFollower:
                 return
             if self._tick_time is None:  # the first tick after start or continue
                 self._ticks += 0 if self._lands else 1
-                self._tick_time, self._lands = now, False
-                return
-            predicted = self._tick_time + self._period
-            error = now - predicted
-            if not self._measured or abs(error) > 4 * self._period:
-                # the first interval, or a gap (dropped ticks, a new tempo): measure afresh
-                steps = max(round((now - self._tick_time) / self._period), 1)
-                if not self._measured:
-                    self._period = _clamp_period(now - self._tick_time)
-                    steps = 1
-                self._tick_time, self._ticks, self._measured = now, self._ticks + steps, True
-                return
-            self._tick_time = predicted + self.alpha * error
-            self._period = _clamp_period(self._period + self.beta * error)
-            self._ticks += 1
+                self._lands = False
+            else:  # ticks lost on the way (a gap of whole periods) still count
+                gap = (now - self._tick_time) / self._period
+                trusted = len(self._window) >= MIN_FIT
+                self._ticks += round(gap) if trusted and gap > GAP else 1
+            self._window.append((self._ticks, now))
+            self._tick_time = now
+            if len(self._window) >= MIN_FIT:
+                self._period, self._tick_time = _fit(self._window)
 
     def start(self, now: float) -> None:
         """0xFA: play from the top; the next tick is beat 0."""
         with self._lock:
             self._ticks, self._lands, self._running, self._tick_time = 0, True, True, None
+            self._window.clear()
 
     def resume(self, now: float) -> None:
         """0xFB: play on from where it stopped, or from the song position sent meanwhile."""
         with self._lock:
             self._running, self._tick_time = True, None
+            self._window.clear()
 
     def stop(self, now: float) -> None:
         """0xFC: hold the position where the last tick left it."""
         with self._lock:
-            self._running, self._measured = False, False
+            self._running = False
 
     def song_position(self, sixteenths: int) -> None:
         """0xF2: jump to a position, counted in sixteenth notes (sent while stopped)."""
@@ -85,6 +86,22 @@ class ClockFollower:
             if self._running and self._tick_time is not None:
                 ticks += min(max(now - self._tick_time, 0.0) / self._period, 1.0)
             return TempoReading(ticks / TICKS_PER_BEAT, bpm, self._running)
+
+
+def _fit(window: deque[tuple[int, float]]) -> tuple[float, float]:
+    """Least squares through (tick, time): the period and the fitted time of the last tick.
+
+    Ticks and times count from the window's first, to keep the sums small and exact.
+    """
+    first_tick, first_time = window[0]
+    n = len(window)
+    sx = sy = sxx = sxy = 0.0
+    for tick, time in window:
+        x, y = tick - first_tick, time - first_time
+        sx, sy, sxx, sxy = sx + x, sy + y, sxx + x * x, sxy + x * y
+    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+    last = window[-1][0] - first_tick
+    return _clamp_period(slope), first_time + (sy - slope * sx) / n + slope * last
 
 
 def _clamp_period(period: float) -> float:
