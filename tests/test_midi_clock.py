@@ -117,3 +117,13 @@ def test_ticks_that_arrive_in_bunches_once_per_audio_period_still_read_steady():
             bpms.append(clock.reading(arrival).bpm)
     assert max(abs(bpm - 120.0) for bpm in bpms) < 0.5
     assert clock.reading(bunched[-1]).beat == pytest.approx((len(bunched) - 1) / TICKS_PER_BEAT)
+
+
+def test_a_single_lost_tick_is_counted_when_the_clock_is_steady():
+    arrivals, _ = ticks(128.0, 8 * TICKS_PER_BEAT, jitter=0.0003)
+    clock = ClockFollower(bpm=128.0)
+    clock.start(arrivals[0] - 0.01)
+    for k, arrival in enumerate(arrivals):
+        if k not in (50, 120):  # two ticks lost, far apart
+            clock.tick(arrival)
+    assert clock.reading(arrivals[-1]).beat == pytest.approx((len(arrivals) - 1) / TICKS_PER_BEAT)

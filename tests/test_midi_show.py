@@ -26,7 +26,6 @@ from conftest import Listener, LiveShow, msg, wait_for
 from perform.midi.rig import MidiConfig
 
 JACK = mido.Backend("mido.backends.rtmidi/UNIX_JACK")
-CTL = "testctl:testctl"
 
 PATCH = """\
 import numpy as np
@@ -89,11 +88,11 @@ class Leds:
 class Rig:
     """A show with MIDI on, the test's controller ports, and a UDP socket to talk OSC."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name, self.port = folder, name, f"{name}:{name}"
         # the controller is there before the show starts, as when it is plugged in first
-        self.ctl = JACK.open_output("testctl", virtual=True, client_name="testctl")
-        self.leds = Leds("testctl-leds")
+        self.ctl = JACK.open_output(name, virtual=True, client_name=name)
+        self.leds = Leds(f"{name}-leds")
         self.osc = Listener()
         self.heard: list[mido.Message] = []
 
@@ -102,7 +101,7 @@ class Rig:
         self.osc.sock.sendto(msg(address, *args), self.show.osc_address)
 
     def messages_in(self) -> int:
-        port = self.show.midi.stats()["in"]["ports"].get(CTL, {})
+        port = self.show.midi.stats()["in"]["ports"].get(self.port, {})
         return port.get("messages", 0) if port.get("connected") else 0
 
     def live_link(self) -> None:
@@ -133,11 +132,11 @@ def midi_show(tmp_path: Path, live_show: Callable[..., LiveShow],
     (tmp_path / "controller.toml").write_text(MAPPING)
     rigs: list[Rig] = []
 
-    def start(show: dict[str, Any] | None = None, **midi: Any) -> Rig:
-        rig = Rig(tmp_path)
+    def start(show: dict[str, Any] | None = None, name: str = "testctl", **midi: Any) -> Rig:
+        rig = Rig(tmp_path, name)
         rigs.append(rig)
-        options = dict(inputs=("testctl",), outputs=("testctl",),
-                       maps=(tmp_path / "controller.toml",), api="jack")
+        options = dict(inputs=(name,), outputs=(name,), maps=(tmp_path / "controller.toml",),
+                       api="jack")
         options.update(midi)
         rig.live = live_show(tmp_path / "show.py", midi=MidiConfig(**options), **(show or {}))
         rig.show = rig.live.show
@@ -185,7 +184,7 @@ def test_a_controller_plays_params_and_its_leds_follow_every_change(midi_show) -
     rig.led(lambda m: m.type == "note_on" and m.note == 36 and m.velocity == 0,
             "the pad's LED off after the preset")
     state = rig.live.state()["midi"]
-    assert state["in"]["ports"][CTL]["connected"] is True
+    assert state["in"]["ports"][rig.port]["connected"] is True
     assert state["mappings"][0]["unbound"] == ["later"]
 
 
@@ -193,15 +192,15 @@ def test_an_unplugged_controller_plays_again_when_it_comes_back(midi_show) -> No
     rig = midi_show()
     rig.live_link()
     rig.ctl.close()  # pulled out mid-show
-    wait_for(lambda: not rig.show.midi.stats()["in"]["ports"][CTL]["connected"],
+    wait_for(lambda: not rig.show.midi.stats()["in"]["ports"][rig.port]["connected"],
              what="the show to notice")
     frames = len(rig.live.recorder.frames)
     wait_for(lambda: len(rig.live.recorder.frames) > frames + 5, what="the show to go on")
-    rig.ctl = JACK.open_output("testctl", virtual=True, client_name="testctl")  # plugged back
+    rig.ctl = JACK.open_output(rig.name, virtual=True, client_name=rig.name)  # plugged back
     rig.live_link()
     rig.ctl.send(cc(7, 127))
     wait_for(lambda: rig.target("glow") == 1.0, what="the fader after the replug")
-    assert rig.show.midi.stats()["in"]["ports"][CTL]["disconnects"] == 1
+    assert rig.show.midi.stats()["in"]["ports"][rig.port]["disconnects"] == 1
 
 
 def test_a_mapping_saved_with_a_mistake_keeps_the_last_good_one_and_says_where(
@@ -251,7 +250,7 @@ def test_midi_learn_over_osc_binds_the_next_control_and_keeps_the_comments(midi_
     rig.ctl.send(cc(21, 40))
     learned = wait_for(lambda: rig.osc.values("/perform/midi/learned"), what="the answer")
     mapping = rig.folder / "controller.toml"
-    assert learned[0] == ["glow", "cc 21 on channel 1", CTL, str(mapping)]
+    assert learned[0] == ["glow", "cc 21 on channel 1", rig.port, str(mapping)]
     text = mapping.read_text()
     assert text.startswith(MAPPING)  # comments and layout as they were
     assert "[[bind]]\ncc = 21  # learned " in text and 'param = "glow"' in text
@@ -262,6 +261,26 @@ def test_midi_learn_over_osc_binds_the_next_control_and_keeps_the_comments(midi_
     wait_for(lambda: rig.target("glow") == 1.0, what="the learned control to play")
     rig.ctl.send(cc(7, 0))  # the fader bound before still plays too
     wait_for(lambda: rig.target("glow") == 0.0, what="the old fader")
+
+
+def test_without_a_mapping_a_known_controller_plays_as_shipped_and_learn_writes_by_the_patch(
+        midi_show) -> None:
+    rig = midi_show(name="nanoKONTROL2", maps=())
+    (rig.folder / "show.py").write_text(PATCH + 'speed = param("walk/speed", 0.1, 0.0, 1.0)\n')
+    wait_for(lambda: rig.target("walk/speed") is not None, what="the patch with walk/speed")
+    rig.live_link()
+    rig.ctl.send(cc(0, 0))  # fader 1 of the shipped nanoKONTROL2 mapping: picks up, then plays
+    rig.ctl.send(cc(0, 127))
+    wait_for(lambda: rig.target("walk/speed") == 1.0, what="fader 1 to play walk/speed")
+    names = [Path(m["file"]).name for m in rig.live.state()["midi"]["mappings"]]
+    assert names[0] == "midi.toml" and "nanokontrol2.toml" in names
+    assert "generic.toml" not in names  # written for no controller in particular
+
+    rig.send_osc("/perform/midi/learn", "glow")
+    wait_for(lambda: rig.show.midi.stats()["learning"] == "glow", what="learn to be armed")
+    rig.ctl.send(cc(16, 1))  # knob 1
+    wait_for(lambda: rig.osc.values("/perform/midi/learned"), what="the answer")
+    assert "cc = 16  # learned" in (rig.folder / "midi.toml").read_text()
 
 
 def test_midi_learn_over_http_needs_the_token_and_answers_once_a_pad_is_hit(

@@ -1,14 +1,15 @@
 """MIDI learn: the next control a performer moves becomes a `[[bind]]` in a mapping file.
 
 The new binding is appended as its own table, after the file's text as it was, so comments
-and layout stay; only a binding that the same control had in that file is cut out (the
-control now plays the param just learned). tomlkit does the cutting, which keeps every other
-table as written. The result is checked as a mapping before it replaces the file atomically.
+and layout stay; only a binding that the same control had in that file is cut out, line by
+line (the control now plays the param just learned). tomlkit writes the new table's TOML.
+The result is checked as a mapping before it replaces the file atomically.
 """
 
 from __future__ import annotations
 
 import datetime
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -86,17 +87,15 @@ def add_binding(path: Path, table: dict[str, Any], port: str) -> tuple[Mapping, 
     if before.port is not None and before.port.lower() not in port.lower():
         raise LearnError(f"{path.name} is for ports named {before.port!r}; the control moved "
                          f"on {port!r}")
-    document = tomlkit.parse(text)
-    channel = document.get("channel", 1)
+    channel = tomllib.loads(text).get("channel", 1)
     if table["channel"] == channel or channel == "all":  # the file's channel says it already
         table = {key: value for key, value in table.items() if key != "channel"}
     new = Mapping.parse(tomlkit.dumps({"channel": channel, "bind": [table]})).bindings[0]
     same = [i for i, binding in enumerate(before.bindings) if overlap(binding, new)]
     replaced = [before.bindings[i].param for i in same if before.bindings[i].param != new.param]
     if same:
-        for index in reversed(same):
-            del document["bind"][index]
-        text = tomlkit.dumps(document)
+        text = _without(text, [before.bindings[i].line for i in same],
+                        [binding.line for binding in before.bindings])
     note = f"learned {datetime.date.today().isoformat()} from {port}"
     text = text.rstrip("\n") + "\n\n" + _bind_table(table, note)
     try:
@@ -107,6 +106,24 @@ def add_binding(path: Path, table: dict[str, Any], port: str) -> tuple[Mapping, 
     except OSError as exc:
         raise LearnError(f"cannot write {path}: {exc.strerror or exc}") from None
     return mapping, replaced
+
+
+def _without(text: str, cut: list[int], headers: list[int]) -> str:
+    """The text without the `[[bind]]` tables whose headers are on the `cut` lines.
+
+    A table runs to the next header; comments and blank lines just above that header stay,
+    as they are about the table below them.
+    """
+    lines = text.splitlines(keepends=True)
+    for header in sorted(cut, reverse=True):
+        start = header - 1
+        later = [h - 1 for h in headers if h > header]
+        end = later[0] if later else len(lines)
+        while end > start + 1 and (not lines[end - 1].strip()
+                                   or lines[end - 1].lstrip().startswith("#")):
+            end -= 1
+        del lines[start:end]
+    return "".join(lines)
 
 
 def _bind_table(table: dict[str, Any], note: str) -> str:

@@ -97,7 +97,6 @@ class MidiRig:
         self._show_time, self._on_error = show_time, on_error
         self.follower = ClockFollower(bpm) if config.clock_in else None
         self.learn_file = (config.maps[0] if config.maps else folder / LEARNED).resolve()
-        self._folder = folder
         self.routes: list[_Route] = []
         self.inputs: MidiInputs | None = None
         self.outputs: MidiOutputs | None = None
@@ -156,6 +155,10 @@ class MidiRig:
                 log.warning("MIDI: no mapping file %s", path)
             if self.config.maps or path == self.learn_file or route.mapping.port is not None:
                 routes.append(route)  # a shipped file for no port in particular stays out
+        log.info("MIDI mappings: %s", ", ".join(
+            f"{r.path.name} ({len(r.mapping.bindings)} bindings"
+            + (f" for ports named {r.mapping.port!r})" if r.mapping.port else ")")
+            for r in routes))
         return routes
 
     def _read(self, route: _Route) -> bool:
@@ -167,7 +170,6 @@ class MidiRig:
             log.error("MIDI mapping: %s (the last good version plays on)", error)
             self._on_error(error)
             return False
-        log.info("MIDI mapping %s: %d bindings", route.path.name, len(route.mapping.bindings))
         return True
 
     async def _watch(self) -> None:
@@ -182,6 +184,8 @@ class MidiRig:
             for route in self.routes:
                 if route.path in touched and route.path.exists():
                     if await asyncio.to_thread(self._read, route):
+                        log.info("MIDI mapping %s reloaded: %d bindings", route.path.name,
+                                 len(route.mapping.bindings))
                         self._show_all([route])
                     self._generation = -1  # report unbound params again
 

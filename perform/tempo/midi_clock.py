@@ -12,6 +12,7 @@ never past the next expected tick, so a stalled clock holds instead of running a
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 
@@ -22,7 +23,7 @@ TICKS_PER_SIXTEENTH = 6  # song position pointer counts sixteenth notes
 MIN_BPM, MAX_BPM = 20.0, 400.0
 WINDOW = 4 * TICKS_PER_BEAT  # ticks in the fit
 MIN_FIT = 6  # ticks before the fit is trusted over the tempo it had
-GAP = 4.5  # periods of silence that mean ticks were lost, not jitter
+GAP_SIGMAS = 4.0  # a gap this many jitters beyond one period means ticks were lost
 
 
 class ClockFollower:
@@ -38,6 +39,7 @@ class ClockFollower:
         self._ticks = 0  # the position of the last tick, in ticks
         self._tick_time: float | None = None  # fitted arrival time of the last tick
         self._window: deque[tuple[int, float]] = deque(maxlen=WINDOW)  # (tick, arrival)
+        self._jitter = 0.0  # standard deviation of arrivals around the fit, in seconds
         self._lands = True  # the next tick lands on _ticks itself (after start or a jump)
         self._running = False
 
@@ -48,14 +50,25 @@ class ClockFollower:
             if self._tick_time is None:  # the first tick after start or continue
                 self._ticks += 0 if self._lands else 1
                 self._lands = False
-            else:  # ticks lost on the way (a gap of whole periods) still count
-                gap = (now - self._tick_time) / self._period
-                trusted = len(self._window) >= MIN_FIT
-                self._ticks += round(gap) if trusted and gap > GAP else 1
+            else:
+                self._ticks += self._steps(now)
             self._window.append((self._ticks, now))
             self._tick_time = now
             if len(self._window) >= MIN_FIT:
-                self._period, self._tick_time = _fit(self._window)
+                self._period, self._tick_time, self._jitter = _fit(self._window)
+
+    def _steps(self, now: float) -> int:
+        """Ticks since the last one: 1, or more when some were lost on the way.
+
+        A gap counts as lost ticks only when it is longer than the jitter could make it:
+        with a steady USB clock one lost tick shows, with JACK's bunched ticks only two do.
+        """
+        if len(self._window) < MIN_FIT or self._tick_time is None:
+            return 1
+        gap = (now - self._tick_time) / self._period
+        if gap - 1.0 > 0.5 + GAP_SIGMAS * self._jitter / self._period:
+            return round(gap)
+        return 1
 
     def start(self, now: float) -> None:
         """0xFA: play from the top; the next tick is beat 0."""
@@ -88,20 +101,23 @@ class ClockFollower:
             return TempoReading(ticks / TICKS_PER_BEAT, bpm, self._running)
 
 
-def _fit(window: deque[tuple[int, float]]) -> tuple[float, float]:
-    """Least squares through (tick, time): the period and the fitted time of the last tick.
+def _fit(window: deque[tuple[int, float]]) -> tuple[float, float, float]:
+    """Least squares through (tick, time): the period, the fitted time of the last tick and
+    the standard deviation of the arrivals around the line.
 
     Ticks and times count from the window's first, to keep the sums small and exact.
     """
     first_tick, first_time = window[0]
     n = len(window)
-    sx = sy = sxx = sxy = 0.0
+    sx = sy = sxx = sxy = syy = 0.0
     for tick, time in window:
         x, y = tick - first_tick, time - first_time
-        sx, sy, sxx, sxy = sx + x, sy + y, sxx + x * x, sxy + x * y
-    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+        sx, sy, sxx, sxy, syy = sx + x, sy + y, sxx + x * x, sxy + x * y, syy + y * y
+    cxx, cxy, cyy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n
+    slope = cxy / cxx
+    jitter = math.sqrt(max(cyy - slope * cxy, 0.0) / (n - 2))
     last = window[-1][0] - first_tick
-    return _clamp_period(slope), first_time + (sy - slope * sx) / n + slope * last
+    return _clamp_period(slope), first_time + (sy - slope * sx) / n + slope * last, jitter
 
 
 def _clamp_period(period: float) -> float:
