@@ -149,6 +149,8 @@ def midi_show(tmp_path: Path, live_show: Callable[..., LiveShow],
 
 def test_a_controller_plays_params_and_its_leds_follow_every_change(midi_show) -> None:
     rig = midi_show()
+    rig.led(lambda m: m.type == "control_change" and m.control == 7 and m.value == 0,
+            "the fader's value as the show starts")
     rig.live_link()
     rig.ctl.send(cc(7, 127))
     wait_for(lambda: rig.target("glow") == 1.0, what="the fader to move glow")
@@ -191,12 +193,18 @@ def test_a_controller_plays_params_and_its_leds_follow_every_change(midi_show) -
 def test_an_unplugged_controller_plays_again_when_it_comes_back(midi_show) -> None:
     rig = midi_show()
     rig.live_link()
-    rig.ctl.close()  # pulled out mid-show
-    wait_for(lambda: not rig.show.midi.stats()["in"]["ports"][rig.port]["connected"],
+    rig.ctl.close()  # pulled out mid-show: its input and output vanish
+    rig.leds.close()
+    leds = f"{rig.name}-leds:{rig.name}-leds"
+    wait_for(lambda: not rig.show.midi.stats()["in"]["ports"][rig.port]["connected"]
+             and not rig.show.midi.stats()["out"]["ports"][leds]["connected"],
              what="the show to notice")
     frames = len(rig.live.recorder.frames)
     wait_for(lambda: len(rig.live.recorder.frames) > frames + 5, what="the show to go on")
     rig.ctl = JACK.open_output(rig.name, virtual=True, client_name=rig.name)  # plugged back
+    rig.leds = Leds(f"{rig.name}-leds")
+    rig.heard.clear()
+    rig.led(lambda m: m.type == "note_on" and m.note == 36, "the pad's LED set on replug")
     rig.live_link()
     rig.ctl.send(cc(7, 127))
     wait_for(lambda: rig.target("glow") == 1.0, what="the fader after the replug")

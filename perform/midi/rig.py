@@ -36,6 +36,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "mappings" / "midi"
 LEARNED = "midi.toml"  # in the patch folder: where MIDI learn writes without --midi-map
 RESCAN_EVERY = 1.0  # seconds between looks for controllers plugged in or pulled out
 LEARN_TIMEOUT = 30.0  # seconds a learn waits for a control to move
+LIVE_AFTER = 0.25  # seconds from opening an output to trusting that messages get through
 STAMP_SLACK = 0.02  # seconds rtmidi's chained timestamps may trail the clock before a reset
 
 
@@ -299,8 +300,10 @@ class MidiRig:
         assert self.inputs is not None and self.outputs is not None
         heard = await asyncio.to_thread(self.inputs.rescan)
         opened = await asyncio.to_thread(self.outputs.rescan)
-        for port in opened:  # a controller plugged in shows every value it is bound to
-            self._show_all(self.routes, port)
+        assert self._loop is not None
+        for port in opened:  # a controller plugged in shows every value it is bound to, once
+            # its connection is live: JACK makes it so at one of its next cycles
+            self._loop.call_later(LIVE_AFTER, self._show_all, self.routes, port)
         if heard or opened:
             self._generation = -1
 
