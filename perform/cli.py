@@ -104,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
     midi.add_subparsers(dest="midi_command", required=True).add_parser(
         "list", help="the MIDI inputs and outputs this machine has")
 
+    convert = commands.add_parser(
+        "convert", help="a StyleGAN checkpoint (.pkl, .pt) to perform's .safetensors: loads "
+        "several times faster, and nothing in it is ever unpickled")
+    convert.add_argument("source", type=Path)
+    convert.add_argument("target", type=Path)
+
     render = commands.add_parser("render", help="render a patch offline, frame-exact")
     render.add_argument("patch", type=Path)
     render.add_argument("--seconds", type=positive, required=True)
@@ -121,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "midi":
         return midi_list()
+    if args.command == "convert":
+        return convert(args.source, args.target)
     if not args.patch.is_file():
         print(f"perform: no patch file at {args.patch}", file=sys.stderr)
         return 1
@@ -169,6 +177,23 @@ def midi_list() -> int:
         print(f"{title}:")
         for name in names or ["(none)"]:
             print(f"  {name}")
+    return 0
+
+
+def convert(source: Path, target: Path) -> int:
+    from perform.models.stylegan.checkpoints import CheckpointError
+    from perform.models.stylegan.checkpoints import convert as convert_checkpoint
+
+    started = time.monotonic()
+    try:
+        checkpoint = convert_checkpoint(source, target)
+    except (CheckpointError, OSError) as exc:
+        print(f"perform: {exc}", file=sys.stderr)
+        return 1
+    c = checkpoint.config
+    print(f"perform: {source.name} ({checkpoint.source} StyleGAN2, {c.img_resolution}px, "
+          f"z {c.z_dim}, w {c.w_dim}, {c.c_dim or 'no'} classes) -> {target} in "
+          f"{time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -74,7 +74,7 @@ class Patch:
 def load_patch(path: Path, version: int, models: ModelHost,
                setup_ctx: Callable[[], Ctx] | None = None) -> Patch:
     """Compile and run `path` as a new module; call its `setup(ctx)` if it has one."""
-    declared = scope.LoadScope()
+    declared = scope.LoadScope(folder=path.parent)
     try:
         source = path.read_text(encoding="utf-8")
         code = compile(source, str(path), "exec", dont_inherit=True)

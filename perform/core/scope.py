@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from perform.core.params import ParamSpec, ParamStore, Value
@@ -24,6 +25,7 @@ class LoadScope:
 
     params: list[ParamSpec] = field(default_factory=list)
     model_keys: set[str] = field(default_factory=set)
+    folder: Path | None = None  # the patch's folder: checkpoint paths are relative to it
 
 
 loading: ContextVar[LoadScope | None] = ContextVar("perform_loading", default=None)

@@ -1,4 +1,5 @@
-"""Models a patch plays with: `models.load("cppn:seed=7")`, `models.morph(a, b)`.
+"""Models a patch plays with: `models.load("cppn:seed=7")`, `models.load("my.pkl")`,
+`models.morph(a, b)`.
 
 Models come from the server's model host, so a save of the patch gets the very same
 objects back instead of building them again.
@@ -6,13 +7,14 @@ objects back instead of building them again.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from perform.core import scope
 from perform.models.cppn import CPPN, CPPNMorph
-from perform.models.host import ModelError, ModelHost
+from perform.models.host import ModelError, ModelHost, is_checkpoint
 
 __all__ = ["CPPN", "CPPNMorph", "ModelError", "load", "morph"]
 
@@ -36,10 +38,17 @@ def _note(key: str) -> None:
         declaring.model_keys.add(key)
 
 
-def load(name: str) -> Any:
-    """A model by name; `"cppn:seed=7"` is the built-in one and needs no file."""
-    _note(name)
-    return _host().get(name)
+def load(name: str | Path) -> Any:
+    """A model by name: `"cppn:seed=7"` is the built-in one and needs no file; a path to a
+    StyleGAN2 checkpoint (NVlabs .pkl, rosinality .pt, or `perform convert`'s .safetensors)
+    loads that file, relative to the patch's folder."""
+    key = str(name)
+    if is_checkpoint(key):
+        declaring = scope.loading.get()
+        folder = declaring.folder if declaring is not None and declaring.folder else Path.cwd()
+        key = str((folder / Path(key).expanduser()).resolve())
+    _note(key)
+    return _host().get(key)
 
 
 def morph(a: str, b: str) -> CPPNMorph:

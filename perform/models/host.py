@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,12 +21,21 @@ class ModelError(ValueError):
     """A model name or file that cannot be used; the message is for the performer."""
 
 
+CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth", ".safetensors")
+
+
+def is_checkpoint(name: str) -> bool:
+    """A file name rather than a built-in model ("cppn:...")."""
+    return name.lower().endswith(CHECKPOINT_SUFFIXES) or "/" in name or "\\" in name
+
+
 def parse_name(name: str) -> tuple[str, dict[str, int]]:
     """`"cppn:seed=7,hidden=32"` -> ("cppn", {"seed": 7, "hidden": 32})."""
     kind, _, rest = name.partition(":")
     kind = kind.strip().lower()
     if kind != "cppn":
-        raise ModelError(f"unknown model {name!r}: the built-in model is 'cppn:seed=N'")
+        raise ModelError(f"unknown model {name!r}: the built-in model is 'cppn:seed=N', and a "
+                         f"checkpoint is a file ending in {', '.join(CHECKPOINT_SUFFIXES)}")
     options: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
@@ -83,6 +93,10 @@ class ModelHost:
             return list(self._models)
 
     def _build(self, name: str) -> Any:
+        if is_checkpoint(name):
+            from perform.models.stylegan.model import StyleGAN
+
+            return StyleGAN(Path(name), self.width, self.height, self.device)
         _, options = parse_name(name)
         unknown = set(options) - set(self.CPPN_OPTIONS)
         if unknown:

@@ -1,0 +1,84 @@
+"""A StyleGAN checkpoint as a patch plays it: `model(z, psi=0.7)` is an image of the show's size.
+
+The controls a performer reaches for: z or w (one w, or one per layer for W+), truncation
+`psi` towards the average w or any `centre`, the noise (`"const"`, `"random"` per frame,
+`"none"`) and its strength, and the class of a conditional model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from perform.models.stylegan.checkpoints import read_checkpoint
+
+NOISE_MODES = ("const", "random", "none")
+
+
+class StyleGAN:
+    """One checkpoint on one device, drawing at the show's size."""
+
+    def __init__(self, path: Path, width: int, height: int, device: torch.device) -> None:
+        checkpoint = read_checkpoint(path)
+        self.path, self.source, self.config = path, checkpoint.source, checkpoint.config
+        self.width, self.height, self.device = width, height, device
+        self.generator = checkpoint.build(device)
+        c = self.config
+        self.z_dim, self.w_dim, self.c_dim = c.z_dim, c.w_dim, c.c_dim
+        self.num_ws, self.resolution = c.num_ws, c.img_resolution
+        self.w_avg = self.generator.mapping.w_avg
+
+    @torch.inference_mode()
+    def w(self, z: object, c: int = 0) -> torch.Tensor:
+        """The style vector of latent `z` (and class `c`): a point to keep, mix or walk from."""
+        return self.generator.mapping(self._vector(z, self.z_dim, "z")[None], self._class(c))[0]
+
+    @torch.inference_mode()
+    def __call__(self, z: object = None, *, w: object = None, psi: float = 1.0,
+                 centre: object = None, c: int = 0, noise: str = "const",
+                 noise_strength: float = 1.0) -> torch.Tensor:
+        """An image (height, width, 3) in 0..1 from `z`, or from `w` (w_dim numbers, or
+        num_ws x w_dim for one w per layer)."""
+        if noise not in NOISE_MODES:
+            raise ValueError(f"noise is one of {', '.join(NOISE_MODES)}, got {noise!r}")
+        ws = self._ws(z, w, c)
+        centre_w = self.w_avg if centre is None else self._vector(centre, self.w_dim, "centre")
+        ws = centre_w.lerp(ws, float(psi))
+        image = self.generator.synthesis(ws[None], noise, float(noise_strength))
+        if image.shape[-2:] != (self.height, self.width):
+            image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
+                                  align_corners=False, antialias=True)
+        return image[0, :3].permute(1, 2, 0).mul(0.5).add(0.5).clamp(0.0, 1.0)
+
+    def _ws(self, z: object, w: object, c: int) -> torch.Tensor:
+        if (z is None) == (w is None):
+            raise ValueError("give the model either z or w")
+        if w is None:
+            mapped = self.generator.mapping(self._vector(z, self.z_dim, "z")[None],
+                                            self._class(c))[0]
+            return mapped.expand(self.num_ws, -1)
+        t = torch.as_tensor(w, dtype=torch.float32, device=self.device)
+        if t.shape == (self.w_dim,):
+            return t.expand(self.num_ws, -1)
+        if t.shape == (self.num_ws, self.w_dim):
+            return t
+        raise ValueError(f"{self!r} takes w as {self.w_dim} numbers or {self.num_ws} x "
+                         f"{self.w_dim} (one per layer), got shape {tuple(t.shape)}")
+
+    def _vector(self, value: object, length: int, what: str) -> torch.Tensor:
+        t = torch.as_tensor(value, dtype=torch.float32, device=self.device).reshape(-1)
+        if t.numel() != length:
+            raise ValueError(f"{self!r} takes {what} as {length} numbers, got {t.numel()}")
+        return t
+
+    def _class(self, c: int) -> torch.Tensor | None:
+        if not self.c_dim:
+            return None
+        if not 0 <= int(c) < self.c_dim:
+            raise ValueError(f"{self!r} has classes 0 to {self.c_dim - 1}, got {c}")
+        return F.one_hot(torch.tensor([int(c)], device=self.device), self.c_dim).float()
+
+    def __repr__(self) -> str:
+        return f"StyleGAN2 {self.resolution}px ({self.path.name})"

@@ -1,0 +1,68 @@
+"""StyleGAN2 milliseconds per frame at batch 1: random weights of real checkpoints' sizes.
+
+    .venv/bin/python tools/bench_stylegan.py [--device cpu|cuda] [--frames 10] [--sizes 256 512]
+
+256x256 uses channel_base 16384 (ADA's default below 512); 512 and 1024 use config-f's
+channel counts (channel_base 32768, at most 512 maps). Each frame maps a fresh z and
+synthesises with constant noise; on a GPU the image is copied back to the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import numpy as np
+import torch
+
+from perform.models.stylegan.sg2 import SG2Config, SG2Generator
+
+CHANNEL_BASE = {256: 16384, 512: 32768, 1024: 32768}
+
+
+def generator(size: int, device: torch.device) -> SG2Generator:
+    config = SG2Config(img_resolution=size, channels=SG2Config.channels_for(
+        size, CHANNEL_BASE[size], 512), conv_clamp=256.0)
+    return SG2Generator(config).eval().requires_grad_(False).to(device)
+
+
+def frame_times(g: SG2Generator, frames: int, warmup: int, precision: str) -> np.ndarray:
+    device = g.mapping.w_avg.device
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+    times = []
+    with torch.inference_mode(), autocast:
+        for i in range(warmup + frames):
+            z = torch.randn(1, g.config.z_dim, device=device)
+            started = time.perf_counter()
+            image = g(z, truncation=0.7)
+            image.float().cpu()  # the frame reaches the host: what an output needs
+            if i >= warmup:
+                times.append(time.perf_counter() - started)
+    return np.array(times) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
+    for size in args.sizes:
+        g = generator(size, device)
+        params = sum(p.numel() for p in g.parameters()) / 1e6
+        for precision in args.precisions:
+            ms = frame_times(g, args.frames, args.warmup, precision)
+            print(f"{size}x{size} (channel_base {CHANNEL_BASE[size]}, {params:.1f} M params) "
+                  f"{precision}: median {np.median(ms):.1f} ms, p99 "
+                  f"{np.percentile(ms, 99):.1f} ms ({1000 / np.median(ms):.1f} fps)")
+
+
+if __name__ == "__main__":
+    main()
