@@ -81,7 +81,8 @@ def as_persistent(module: torch.nn.Module, easy_dict: type[dict]) -> Call:
     config: sg2.SG2Config = module.config if hasattr(module, "config") else None  # type: ignore[assignment]
     state: dict[str, Any] = {
         "training": False, "_parameters": dict(module._parameters),
-        "_buffers": dict(module._buffers), "_non_persistent_buffers_set": set(),
+        "_buffers": dict(module._buffers),
+        "_non_persistent_buffers_set": set(module._non_persistent_buffers_set),
         "_modules": {name: as_persistent(child, easy_dict)
                      for name, child in module._modules.items() if child is not None}}
     if isinstance(module, sg2.SynthesisBlock):

@@ -24,7 +24,7 @@ from perform.core.loader import PatchLoadError, load_patch
 from perform.models.host import ModelHost
 from perform.models.stylegan.checkpoints import CheckpointError, convert, read_checkpoint
 from perform.models.stylegan.model import StyleGAN
-from perform.models.stylegan.sg2 import SG2Config, SG2Generator, conv_up2, fir_filter
+from perform.models.stylegan.sg2 import Noise, SG2Config, SG2Generator, conv_up2, fir_filter
 
 CPU = torch.device("cpu")
 
@@ -84,7 +84,7 @@ def test_modulation_on_activations_equals_per_sample_weights() -> None:
     and out around one shared conv, which must be the same map."""
     layer = tiny().synthesis.b8.conv1.double()
     x, w = torch.randn(2, 48, 8, 8, dtype=torch.float64), torch.randn(2, 32, dtype=torch.float64)
-    ours = layer(x, w, noise="none")
+    ours = layer(x, w, Noise("none"))
     styles = layer.affine(w)
     rows = []
     for i in range(2):
@@ -274,6 +274,13 @@ def test_the_model_draws_at_the_shows_size_with_the_performers_controls(tmp_path
     torch.testing.assert_close(model(w=w.expand(model.num_ws, -1), psi=0.7), drawn)
     torch.testing.assert_close(model(z, psi=0.0), model(z, psi=0.0, centre=model.w_avg))
     assert not torch.equal(model(z, psi=0.0, centre=w), model(z, psi=0.0))
+    loop = [model(z, psi=0.7, noise="animated", noise_phase=phase) for phase in (0.0, 0.3, 1.0)]
+    torch.testing.assert_close(loop[0], drawn)  # the loop starts on the trained noise
+    torch.testing.assert_close(loop[2], drawn, atol=1e-5, rtol=0)  # and comes back to it
+    assert not torch.allclose(loop[1], drawn)
+    other = model.w(torch.randn(24))
+    mixed = model.mix(w, other, from_layer=4)
+    assert torch.equal(mixed[:4], w.expand(4, -1)) and torch.equal(mixed[4:], other.expand(4, -1))
     with pytest.raises(ValueError, match="24 numbers"):
         model(torch.randn(23))
     with pytest.raises(ValueError, match="noise is one of"):

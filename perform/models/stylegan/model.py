@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from perform.models.stylegan.checkpoints import read_checkpoint
-
-NOISE_MODES = ("const", "random", "none")
+from perform.models.stylegan.sg2 import NOISE_MODES, Noise
 
 
 class StyleGAN:
@@ -38,19 +37,29 @@ class StyleGAN:
     @torch.inference_mode()
     def __call__(self, z: object = None, *, w: object = None, psi: float = 1.0,
                  centre: object = None, c: int = 0, noise: str = "const",
-                 noise_strength: float = 1.0) -> torch.Tensor:
+                 noise_strength: float = 1.0, noise_phase: float = 0.0) -> torch.Tensor:
         """An image (height, width, 3) in 0..1 from `z`, or from `w` (w_dim numbers, or
-        num_ws x w_dim for one w per layer)."""
+        num_ws x w_dim for one w per layer). `noise` is "const", "random", "animated" (a
+        seamless loop as `noise_phase` goes from 0 to 1) or "none"."""
         if noise not in NOISE_MODES:
             raise ValueError(f"noise is one of {', '.join(NOISE_MODES)}, got {noise!r}")
         ws = self._ws(z, w, c)
         centre_w = self.w_avg if centre is None else self._vector(centre, self.w_dim, "centre")
         ws = centre_w.lerp(ws, float(psi))
-        image = self.generator.synthesis(ws[None], noise, float(noise_strength))
+        image = self.generator.synthesis(ws[None], Noise(noise, float(noise_strength),
+                                                         float(noise_phase)))
         if image.shape[-2:] != (self.height, self.width):
             image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
                                   align_corners=False, antialias=True)
         return image[0, :3].permute(1, 2, 0).mul(0.5).add(0.5).clamp(0.0, 1.0)
+
+    def mix(self, a: object, b: object, from_layer: int) -> torch.Tensor:
+        """Style mixing: layers before `from_layer` take their w from `a` (layout, pose),
+        the rest from `b` (texture, colour); a and b are w vectors or W+."""
+        if not 0 <= from_layer <= self.num_ws:
+            raise ValueError(f"{self!r} has layers 0 to {self.num_ws}, got {from_layer}")
+        first, second = self._ws(None, a, 0), self._ws(None, b, 0)
+        return torch.cat([first[:from_layer], second[from_layer:]])
 
     def _ws(self, z: object, w: object, c: int) -> torch.Tensor:
         if (z is None) == (w is None):

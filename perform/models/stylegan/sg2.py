@@ -29,6 +29,21 @@ FIR = (1.0, 3.0, 3.0, 1.0)  # the binomial up-sampling filter (outer product wit
 
 
 @dataclass(frozen=True)
+class Noise:
+    """How the per-pixel noise plays: the trained fields ("const", the same every frame),
+    fresh noise each frame ("random"), a smooth loop ("animated": at `phase` 0 and 1 the
+    trained field, in between a second field rotated in so the variance never changes),
+    or none. `strength` scales what training chose."""
+
+    mode: str = "const"
+    strength: float = 1.0
+    phase: float = 0.0
+
+
+NOISE_MODES = ("const", "random", "animated", "none")
+
+
+@dataclass(frozen=True)
 class SG2Config:
     """What a StyleGAN2 checkpoint needs besides its tensors."""
 
@@ -172,13 +187,15 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        seeded = torch.Generator().manual_seed(resolution * 2 + up)  # the same loop every load
+        self.register_buffer("noise_loop", torch.randn(resolution, resolution, generator=seeded),
+                             persistent=False)
         self.register_buffer("resample_filter", fir_filter())  # kept in every layer's file
         self.up, self.resolution = up, resolution
         self.clamp = conv_clamp * gain if conv_clamp is not None else None
         self.gain = gain
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: str = "const",
-                noise_scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: Noise = Noise()) -> torch.Tensor:
         styles = self.affine(w)  # [B, in]
         weight = self.weight
         # sum over (in, kh, kw) of (weight * style)^2, without the per-sample weight tensor
@@ -189,18 +206,22 @@ class SynthesisLayer(nn.Module):
         else:
             x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
         x = x * demod[:, :, None, None]
-        x = self._add_noise(x, noise, noise_scale)
+        x = self._add_noise(x, noise)
         x = F.leaky_relu(x + self.bias[None, :, None, None], LRELU_SLOPE) * (LRELU_GAIN
                                                                              * self.gain)
         return x.clamp(-self.clamp, self.clamp) if self.clamp is not None else x
 
-    def _add_noise(self, x: torch.Tensor, mode: str, scale: float) -> torch.Tensor:
-        strength = self.noise_strength * scale
-        if mode == "const":
+    def _add_noise(self, x: torch.Tensor, noise: Noise) -> torch.Tensor:
+        strength = self.noise_strength * noise.strength
+        if noise.mode == "const":
             return x + self.noise_const * strength
-        if mode == "random":
+        if noise.mode == "random":
             b, _, h, w = x.shape
             return x + torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype) * strength
+        if noise.mode == "animated":
+            angle = 2.0 * math.pi * noise.phase
+            field = self.noise_const * math.cos(angle) + self.noise_loop * math.sin(angle)
+            return x + field * strength
         return x  # "none"
 
 
@@ -268,15 +289,15 @@ class SynthesisBlock(nn.Module):
         return 1 if self.resolution == 4 else 2
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
-                noise: str, noise_scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+                noise: Noise) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.resolution == 4:
             x = self.const[None].expand(ws.shape[0], -1, -1, -1)
-            x = self.conv1(x, ws[:, 0], noise, noise_scale)
+            x = self.conv1(x, ws[:, 0], noise)
         else:
             assert x is not None
             shortcut = self.skip(x) if hasattr(self, "skip") else None
-            x = self.conv0(x, ws[:, 0], noise, noise_scale)
-            x = self.conv1(x, ws[:, 1], noise, noise_scale)
+            x = self.conv0(x, ws[:, 0], noise)
+            x = self.conv1(x, ws[:, 1], noise)
             if shortcut is not None:
                 x = shortcut + x
         if img is not None:
@@ -296,13 +317,12 @@ class Synthesis(nn.Module):
         for resolution in config.resolutions:
             setattr(self, f"b{resolution}", SynthesisBlock(config, resolution))
 
-    def forward(self, ws: torch.Tensor, noise: str = "const",
-                noise_scale: float = 1.0) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise: Noise = Noise()) -> torch.Tensor:
         x = img = None
         start = 0
         for resolution in self.config.resolutions:
             block: SynthesisBlock = getattr(self, f"b{resolution}")
-            x, img = block(x, img, ws[:, start:start + block.num_conv + 1], noise, noise_scale)
+            x, img = block(x, img, ws[:, start:start + block.num_conv + 1], noise)
             start += block.num_conv
         assert img is not None
         return img
