@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from perform.core.loader import PatchLoadError, load_patch
+from perform.core.memory import keep_freed_memory
 from perform.core.params import ParamStore
 from perform.engine import Engine
 from perform.midi.rig import MidiConfig
@@ -125,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    keep_freed_memory()
     if args.command == "midi":
         return midi_list()
     if args.command == "convert":

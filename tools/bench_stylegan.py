@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from perform.core.memory import keep_freed_memory
 from perform.models.stylegan.sg2 import SG2Config, SG2Generator
 
 CHANNEL_BASE = {256: 16384, 512: 32768, 1024: 32768}
@@ -51,7 +52,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is (perform tunes it at start)")
     args = parser.parse_args()
+    if not args.default_malloc:
+        keep_freed_memory()
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
     for size in args.sizes:

@@ -205,24 +205,27 @@ class SynthesisLayer(nn.Module):
             x = conv_up2(x, weight, self.resample_filter)
         else:
             x = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
-        x = x * demod[:, :, None, None]
-        x = self._add_noise(x, noise)
-        x = F.leaky_relu(x + self.bias[None, :, None, None], LRELU_SLOPE) * (LRELU_GAIN
-                                                                             * self.gain)
-        return x.clamp(-self.clamp, self.clamp) if self.clamp is not None else x
+        # leaky ReLU commutes with a positive gain, so the gain rides along with the
+        # demodulation and the bias: one pass for all three, the rest in place
+        gain = LRELU_GAIN * self.gain
+        x = torch.addcmul((self.bias * gain)[None, :, None, None], x,
+                          (demod * gain)[:, :, None, None])
+        self._add_noise(x, noise, gain)
+        F.leaky_relu_(x, LRELU_SLOPE)
+        return x.clamp_(-self.clamp, self.clamp) if self.clamp is not None else x
 
-    def _add_noise(self, x: torch.Tensor, noise: Noise) -> torch.Tensor:
-        strength = self.noise_strength * noise.strength
+    def _add_noise(self, x: torch.Tensor, noise: Noise, gain: float) -> None:
+        """Add this frame's noise to `x` in place, times the activation `gain`."""
+        strength = self.noise_strength * (noise.strength * gain)
         if noise.mode == "const":
-            return x + self.noise_const * strength
-        if noise.mode == "random":
+            x.add_(self.noise_const * strength)
+        elif noise.mode == "random":
             b, _, h, w = x.shape
-            return x + torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype) * strength
-        if noise.mode == "animated":
+            x.add_(torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype) * strength)
+        elif noise.mode == "animated":
             angle = 2.0 * math.pi * noise.phase
             field = self.noise_const * math.cos(angle) + self.noise_loop * math.sin(angle)
-            return x + field * strength
-        return x  # "none"
+            x.add_(field * strength)
 
 
 class ToRGB(nn.Module):
