@@ -1,11 +1,13 @@
 """Every shipped patch loads, draws and moves; the patch API behaves like plain numbers."""
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from small_gans import save_nvlabs, tiny
 
 from perform.core import scope
 from perform.core.loader import load_patch
@@ -15,6 +17,30 @@ from perform.models.host import ModelHost
 from perform.patch import param
 
 PATCHES = sorted((Path(__file__).resolve().parent.parent / "patches").glob("*.py"))
+
+
+CHECKPOINTS = {"stylegan_walk.py": ("stylegan.pkl",),
+               "stylegan_morph.py": ("stylegan-a.pkl", "stylegan-b.pkl")}
+
+
+@pytest.fixture
+def checkpoints(tmp_path: Path) -> Callable[[Path], Path]:
+    """The patch itself where it needs no file; else a copy beside small random checkpoints
+    (B fine-tuned from A, so they morph), as an artist would put their own."""
+    def place(path: Path) -> Path:
+        names = CHECKPOINTS.get(path.name)
+        if names is None:
+            return path
+        for i, name in enumerate(names):
+            generator = tiny(seed=0)
+            with torch.no_grad():
+                for tensor in generator.parameters():
+                    tensor.add_(torch.randn_like(tensor) * 0.2 * i)
+            save_nvlabs(generator, tmp_path / name)
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text())
+        return copy
+    return place
 
 
 def engine_for(path: Path, width: int = 64, height: int = 48) -> Engine:
@@ -29,8 +55,8 @@ def test_the_three_example_patches_ship():
 
 
 @pytest.mark.parametrize("path", PATCHES, ids=lambda p: p.name)
-def test_patch_draws_a_changing_picture(path):
-    engine = engine_for(path)
+def test_patch_draws_a_changing_picture(path, checkpoints):
+    engine = engine_for(checkpoints(path))
     frames = [engine.render_one(t).image for t in (0.0, 2.0, 4.0)]
     assert engine.error is None
     assert all(f.shape == (48, 64, 3) and f.std() > 10 for f in frames)

@@ -18,35 +18,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from nvlabs_layout import save_nvlabs
+from small_gans import save_nvlabs, tiny
 
 from perform.core.loader import PatchLoadError, load_patch
-from perform.models.host import ModelHost
+from perform.models.host import ModelError, ModelHost
 from perform.models.stylegan.checkpoints import CheckpointError, convert, read_checkpoint
-from perform.models.stylegan.model import StyleGAN
-from perform.models.stylegan.sg2 import Noise, SG2Config, SG2Generator, conv_up2, fir_filter
+from perform.models.stylegan.model import load_stylegan
+from perform.models.stylegan.sg2 import Noise, SG2Generator, conv_up2, fir_filter
 
 CPU = torch.device("cpu")
-
-
-def tiny(architecture: str = "skip", c_dim: int = 0, resolution: int = 32,
-         seed: int = 0, conv_clamp: float | None = None) -> SG2Generator:
-    """A random StyleGAN2 small enough for a test; noise strengths and w_avg made non-zero,
-    as training leaves them, so every part of the network shows in the image."""
-    torch.manual_seed(seed)
-    config = SG2Config(z_dim=24, w_dim=32, c_dim=c_dim, img_resolution=resolution,
-                       mapping_layers=2, mapping_features=32,
-                       channels=SG2Config.channels_for(resolution, 512, 48),
-                       architecture=architecture, conv_clamp=conv_clamp)
-    generator = SG2Generator(config).eval().requires_grad_(False)
-    with torch.no_grad():
-        for name, tensor in generator.named_parameters():
-            if name.endswith("noise_strength"):
-                tensor.fill_(0.3)
-            elif name.endswith(".bias"):
-                tensor.normal_(0.0, 0.1)
-        generator.mapping.w_avg.normal_(0.0, 0.5)
-    return generator
 
 
 def image(generator: SG2Generator, seed: int = 1, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -261,7 +241,7 @@ def test_a_truncated_checkpoint_is_refused(tmp_path: Path) -> None:
 
 def test_the_model_draws_at_the_shows_size_with_the_performers_controls(tmp_path: Path) -> None:
     generator = tiny()
-    model = StyleGAN(save_rosinality(generator, tmp_path / "g.pt"), 40, 24, CPU)
+    model = load_stylegan(save_rosinality(generator, tmp_path / "g.pt"), 40, 24, CPU)
     z = torch.randn(24)
     drawn = model(z, psi=0.7)
     assert drawn.shape == (24, 40, 3) and drawn.min() >= 0.0 and drawn.max() <= 1.0
@@ -281,6 +261,10 @@ def test_the_model_draws_at_the_shows_size_with_the_performers_controls(tmp_path
     other = model.w(torch.randn(24))
     mixed = model.mix(w, other, from_layer=4)
     assert torch.equal(mixed[:4], w.expand(4, -1)) and torch.equal(mixed[4:], other.expand(4, -1))
+    coarse = model.directions("coarse", k=4)
+    assert coarse is model.directions("coarse", k=4) and coarse.vectors.shape == (4, 32)
+    steered = coarse.apply(w.expand(model.num_ws, -1), [3.0])
+    assert not torch.allclose(model(w=steered, psi=0.7), drawn)
     with pytest.raises(ValueError, match="24 numbers"):
         model(torch.randn(23))
     with pytest.raises(ValueError, match="noise is one of"):
@@ -310,3 +294,25 @@ def test_a_patch_loads_a_checkpoint_beside_it_and_perform_convert_writes_one(
     done = subprocess.run([*run, "convert", str(patch), str(tmp_path / "x.safetensors")],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "walk.py: not a checkpoint" in done.stderr
+
+
+def test_two_checkpoints_morph_under_a_fader_and_different_ones_say_why(tmp_path: Path) -> None:
+    a = tiny(seed=0)
+    b = tiny(seed=0)
+    with torch.no_grad():
+        for tensor in b.parameters():
+            tensor.add_(torch.randn_like(tensor) * 0.3)  # "fine-tuned" from a
+    save_nvlabs(a, tmp_path / "a.pkl")
+    save_nvlabs(b, tmp_path / "b.pkl")
+    save_nvlabs(tiny(resolution=64), tmp_path / "big.pkl")
+    host = ModelHost(32, 32, CPU)
+    pair = host.morph(str(tmp_path / "a.pkl"), str(tmp_path / "b.pkl"))
+    z = torch.randn(24)
+    torch.testing.assert_close(pair(z, mix=0.0), host.get(str(tmp_path / "a.pkl"))(z))
+    torch.testing.assert_close(pair(z, mix=1.0), host.get(str(tmp_path / "b.pkl"))(z))
+    halfway = pair(z, mix=0.5, curve="coarse-a", psi=0.8)
+    assert halfway.shape == (32, 32, 3)
+    with pytest.raises(ModelError, match="A is 32px, B is 64px"):
+        host.morph(str(tmp_path / "a.pkl"), str(tmp_path / "big.pkl"))
+    with pytest.raises(ModelError, match="crossfade"):
+        host.morph(str(tmp_path / "a.pkl"), "cppn:seed=1")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from nvlabs_layout import FAKE_MODULES, MODULE_SRC, PROTOCOLS, Call, nvlabs_names, persistent_call
+from small_gans import FAKE_MODULES, MODULE_SRC, PROTOCOLS, Call, nvlabs_names, persistent_call
 
 from perform.models.stylegan.nvlabs_pickle import (
     CheckpointError,

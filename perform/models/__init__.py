@@ -42,18 +42,26 @@ def load(name: str | Path) -> Any:
     """A model by name: `"cppn:seed=7"` is the built-in one and needs no file; a path to a
     StyleGAN2 checkpoint (NVlabs .pkl, rosinality .pt, or `perform convert`'s .safetensors)
     loads that file, relative to the patch's folder."""
+    key = _key(name)
+    _note(key)
+    return _host().get(key)
+
+
+def _key(name: str | Path) -> str:
+    """The host's name for a model: checkpoint paths made absolute from the patch folder."""
     key = str(name)
     if is_checkpoint(key):
         declaring = scope.loading.get()
         folder = declaring.folder if declaring is not None and declaring.folder else Path.cwd()
         key = str((folder / Path(key).expanduser()).resolve())
-    _note(key)
-    return _host().get(key)
+    return key
 
 
-def morph(a: str, b: str) -> CPPNMorph:
-    """A blend of two models of the same shape: `pair(z, mix=0.5)` is halfway."""
-    _note(a)
-    _note(b)
-    _note(f"morph({a}|{b})")
-    return _host().morph(a, b)
+def morph(a: str | Path, b: str | Path) -> Any:
+    """A blend of two models of the same shape: `pair(z, mix=0.5)` is halfway. Two CPPNs,
+    or two StyleGAN checkpoints of one architecture (`curve="coarse-a"` keeps A's layout
+    and B's texture)."""
+    first, second = _key(a), _key(b)
+    for key in (first, second, f"morph({first}|{second})"):
+        _note(key)
+    return _host().morph(first, second)

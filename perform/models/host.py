@@ -65,21 +65,30 @@ class ModelHost:
                 model = self._models[name] = self._build(name)
             return model
 
-    def morph(self, a: str, b: str) -> CPPNMorph:
+    def morph(self, a: str, b: str) -> Any:
         key = f"morph({a}|{b})"
         with self._lock:
             model = self._models.get(key)
         if model is None:
             first, second = self.get(a), self.get(b)
-            if not (isinstance(first, CPPN) and isinstance(second, CPPN)):
-                raise ModelError(f"cannot morph {a!r} and {b!r}: only CPPN models morph so far")
             try:
-                model = CPPNMorph(first, second)
+                model = self._blend(first, second)
             except ValueError as exc:
-                raise ModelError(str(exc)) from None
+                raise ModelError(f"cannot morph {a!r} and {b!r}: {exc}") from None
             with self._lock:
                 model = self._models.setdefault(key, model)
         return model
+
+    @staticmethod
+    def _blend(first: Any, second: Any) -> Any:
+        if isinstance(first, CPPN) and isinstance(second, CPPN):
+            return CPPNMorph(first, second)
+        from perform.models.stylegan.model import StyleGAN, StyleGANMorph
+
+        if isinstance(first, StyleGAN) and isinstance(second, StyleGAN):
+            return StyleGANMorph(first, second)
+        raise ValueError("only two CPPNs or two StyleGAN checkpoints morph into each other; "
+                         "crossfade the images instead")
 
     def keep_only(self, names: Iterable[str]) -> None:
         """Forget models no running patch uses any more."""
@@ -94,9 +103,9 @@ class ModelHost:
 
     def _build(self, name: str) -> Any:
         if is_checkpoint(name):
-            from perform.models.stylegan.model import StyleGAN
+            from perform.models.stylegan.model import load_stylegan
 
-            return StyleGAN(Path(name), self.width, self.height, self.device)
+            return load_stylegan(Path(name), self.width, self.height, self.device)
         _, options = parse_name(name)
         unknown = set(options) - set(self.CPPN_OPTIONS)
         if unknown:

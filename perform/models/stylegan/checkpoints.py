@@ -64,6 +64,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with path.open("rb") as file:
             head = file.read(16)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file. Put a checkpoint you trained there (an "
+                              "NVlabs .pkl, a rosinality .pt or a .safetensors from `perform "
+                              "convert`), or give the patch its path") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     if len(head) >= 9 and head[8:9] == b"{":  # safetensors: header length, then its JSON

@@ -109,7 +109,9 @@ class Directions:
         if ws.ndim not in (2, 3) or ws.shape[-1] != self.vectors.shape[1]:
             raise ValueError(f"ws must be [num_ws, {self.vectors.shape[1]}] or "
                              f"[B, num_ws, {self.vectors.shape[1]}], got {list(ws.shape)}")
-        amounts = torch.as_tensor(amounts, dtype=ws.dtype, device=ws.device)
+        if not isinstance(amounts, torch.Tensor):  # a copy: params hand over read-only arrays
+            amounts = torch.tensor(list(amounts), dtype=ws.dtype)
+        amounts = amounts.to(ws.device, ws.dtype)
         if amounts.ndim != 1 or len(amounts) > len(self.vectors):
             raise ValueError(f"amounts must be a list of at most {len(self.vectors)} numbers, "
                              f"got shape {list(amounts.shape)}")

@@ -7,27 +7,31 @@ The controls a performer reaches for: z or w (one w, or one per layer for W+), t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from perform.models.stylegan.checkpoints import read_checkpoint
-from perform.models.stylegan.sg2 import NOISE_MODES, Noise
+from perform.models.stylegan.directions import Directions, factorise
+from perform.models.stylegan.morph import Morph
+from perform.models.stylegan.sg2 import NOISE_MODES, Noise, SG2Generator
 
 
 class StyleGAN:
-    """One checkpoint on one device, drawing at the show's size."""
+    """One generator on one device, drawing at the show's size."""
 
-    def __init__(self, path: Path, width: int, height: int, device: torch.device) -> None:
-        checkpoint = read_checkpoint(path)
-        self.path, self.source, self.config = path, checkpoint.source, checkpoint.config
+    def __init__(self, generator: SG2Generator, name: str, width: int, height: int,
+                 device: torch.device) -> None:
+        self.generator, self.name, self.config = generator, name, generator.config
         self.width, self.height, self.device = width, height, device
-        self.generator = checkpoint.build(device)
         c = self.config
         self.z_dim, self.w_dim, self.c_dim = c.z_dim, c.w_dim, c.c_dim
         self.num_ws, self.resolution = c.num_ws, c.img_resolution
         self.w_avg = self.generator.mapping.w_avg
+        self._directions: dict[tuple[object, int], Directions] = {}
 
     @torch.inference_mode()
     def w(self, z: object, c: int = 0) -> torch.Tensor:
@@ -52,6 +56,20 @@ class StyleGAN:
             image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
                                   align_corners=False, antialias=True)
         return image[0, :3].permute(1, 2, 0).mul(0.5).add(0.5).clamp(0.0, 1.0)
+
+    def ws(self, z: object, c: int = 0) -> torch.Tensor:
+        """W+ of latent `z`: its w once per layer, ready for mixing and directions."""
+        return self.w(z, c).expand(self.num_ws, -1)
+
+    def directions(self, layers: str | Sequence[int] = "all", k: int = 16) -> Directions:
+        """Meaningful directions in w (SeFa), strongest first, for these layers: "coarse",
+        "middle", "fine", "all" or w indices. `.apply(ws, [1.5, -2])` moves a W+ along
+        them. Computed once per choice, in a fraction of a second."""
+        key = (layers if isinstance(layers, str) else tuple(layers), k)
+        found = self._directions.get(key)
+        if found is None:
+            found = self._directions[key] = factorise(self.generator, layers, k)
+        return found
 
     def mix(self, a: object, b: object, from_layer: int) -> torch.Tensor:
         """Style mixing: layers before `from_layer` take their w from `a` (layout, pose),
@@ -90,4 +108,26 @@ class StyleGAN:
         return F.one_hot(torch.tensor([int(c)], device=self.device), self.c_dim).float()
 
     def __repr__(self) -> str:
-        return f"StyleGAN2 {self.resolution}px ({self.path.name})"
+        return f"StyleGAN2 {self.resolution}px ({self.name})"
+
+
+def load_stylegan(path: Path, width: int, height: int, device: torch.device) -> StyleGAN:
+    """A checkpoint file as a model a patch plays."""
+    return StyleGAN(read_checkpoint(path).build(device), path.name, width, height, device)
+
+
+class StyleGANMorph(StyleGAN):
+    """Two checkpoints of one architecture blended weight by weight under a fader:
+    `pair(z, mix=0.3, curve="coarse-a")` draws with 30 % of B (see `morph.CURVES`)."""
+
+    def __init__(self, a: StyleGAN, b: StyleGAN) -> None:
+        self.morph = Morph(a.generator, b.generator)
+        super().__init__(self.morph.generator, f"{a.name} | {b.name}", a.width, a.height,
+                         a.device)
+
+    def __call__(self, z: object = None, *, mix: float = 0.0, curve: str = "uniform",
+                 centre: float = 0.5, sharpness: float = 10.0,
+                 **controls: Any) -> torch.Tensor:
+        """Blend (only when the fader moved), then draw as `StyleGAN.__call__` does."""
+        self.morph.set(float(mix), curve, float(centre), float(sharpness))
+        return super().__call__(z, **controls)

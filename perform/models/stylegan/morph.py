@@ -116,7 +116,7 @@ CURVES: dict[str, Callable[[float, float, float, float], float]] = {
     "uniform": lambda d, mix, centre, sharpness: mix,
     "coarse-a": lambda d, mix, centre, sharpness: mix * ramp(d, centre, sharpness),
     "coarse-b": lambda d, mix, centre, sharpness: mix * (1.0 - ramp(d, centre, sharpness)),
-    "swap": lambda d, mix, centre, sharpness: 1.0 if d > centre else 0.0,
+    "swap": lambda d, mix, centre, sharpness: 1.0 if d >= centre else 0.0,
 }
 
 

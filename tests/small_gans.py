@@ -1,4 +1,5 @@
-"""Writing pickles in NVlabs' network layout without NVlabs code, for the tests.
+"""Small random StyleGAN2 generators, and pickles in NVlabs' layout written without NVlabs
+code, for the tests.
 
 NVlabs' `persistent_class` pickles each network as a call to
 `torch_utils.persistence._reconstruct_persistent_obj(meta)`; these helpers write the same
@@ -111,3 +112,23 @@ def save_nvlabs(generator: sg2.SG2Generator, path: Path, protocol: int = 4) -> P
                                             "use_labels": bool(generator.config.c_dim)}}
         path.write_bytes(pickle.dumps(snapshot, protocol=protocol))
     return path
+
+
+def tiny(architecture: str = "skip", c_dim: int = 0, resolution: int = 32,
+         seed: int = 0, conv_clamp: float | None = None) -> sg2.SG2Generator:
+    """A random StyleGAN2 small enough for a test; noise strengths and w_avg made non-zero,
+    as training leaves them, so every part of the network shows in the image."""
+    torch.manual_seed(seed)
+    config = sg2.SG2Config(z_dim=24, w_dim=32, c_dim=c_dim, img_resolution=resolution,
+                       mapping_layers=2, mapping_features=32,
+                       channels=sg2.SG2Config.channels_for(resolution, 512, 48),
+                       architecture=architecture, conv_clamp=conv_clamp)
+    generator = sg2.SG2Generator(config).eval().requires_grad_(False)
+    with torch.no_grad():
+        for name, tensor in generator.named_parameters():
+            if name.endswith("noise_strength"):
+                tensor.fill_(0.3)
+            elif name.endswith(".bias"):
+                tensor.normal_(0.0, 0.1)
+        generator.mapping.w_avg.normal_(0.0, 0.5)
+    return generator
