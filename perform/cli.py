@@ -17,6 +17,7 @@ from perform.core.params import ParamStore
 from perform.engine import Engine
 from perform.midi.rig import MidiConfig
 from perform.models.host import ModelHost
+from perform.models.stylegan.model import PRECISIONS
 from perform.outputs.recording import open_writer
 from perform.outputs.window import display_available
 from perform.show import Show, ShowConfig, pick_device
@@ -71,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
                      help="window where a display exists; the browser preview always runs")
     run.add_argument("--headless", action="store_true", help="no window")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                     help="StyleGAN arithmetic: bf16 is about 30 %% faster on CPUs with AMX, "
+                     "within 1/255 on average of fp32 (default fp32)")
     run.add_argument("--torch-threads", type=int, metavar="N",
                      help="CPU threads for the model (default: torch's, one per core); fewer "
                      "leaves a core for OSC, steadier frame times under heavy traffic")
@@ -119,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, required=True,
                         help="a .mp4/.mov/.mkv file (H.264) or a folder for PNG stills")
     render.add_argument("--device", default="cpu")
+    render.add_argument("--precision", choices=PRECISIONS, default="fp32")
     render.add_argument("--bpm", type=positive, default=120.0)
     return top
 
@@ -151,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
                                fps=args.fps, host=args.host, osc_port=args.osc_port,
                                http_port=args.http_port, window=window, device=args.device,
+                               precision=args.precision,
                                bpm=args.bpm, osc_out=tuple(args.osc_out),
                                oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,
                                osc_max_delay=args.osc_max_delay, token=args.token,
@@ -203,7 +209,7 @@ def render(args: argparse.Namespace) -> int:
     """Frame i is drawn at t = i / fps with the params' defaults: the same file twice."""
     width, height = args.size
     store = ParamStore()
-    models = ModelHost(width, height, pick_device(args.device))
+    models = ModelHost(width, height, pick_device(args.device), args.precision)
     engine = Engine(store, models, width=width, height=height, fps=args.fps,
                     tempo=FixedTempo(args.bpm))
     torch.manual_seed(0)

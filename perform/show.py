@@ -58,6 +58,7 @@ class ShowConfig:
     http_port: int = 8080
     window: bool = False
     device: str = "auto"
+    precision: str = "fp32"  # StyleGAN checkpoints: "fp32", "bf16" (CPUs with AMX) or "fp16"
     bpm: float = 120.0
     osc_out: tuple[tuple[str, int], ...] = ()  # feedback targets from the start
     oscquery_port: int | None = None  # None: the HTTP port + 1 (any free port if that is 0)
@@ -85,7 +86,7 @@ class Show:
         self.store = ParamStore()
         self.stats = FrameStats()
         self.osc_stats = OscStats()
-        self.models = ModelHost(config.width, config.height, self.device)
+        self.models = ModelHost(config.width, config.height, self.device, config.precision)
         self.preview_box = Mailbox("preview")
         self.window_box = Mailbox("window")
         self.control_box = Mailbox("control")  # paces feedback and OSCQuery, once a frame

@@ -316,3 +316,15 @@ def test_two_checkpoints_morph_under_a_fader_and_different_ones_say_why(tmp_path
         host.morph(str(tmp_path / "a.pkl"), str(tmp_path / "big.pkl"))
     with pytest.raises(ModelError, match="crossfade"):
         host.morph(str(tmp_path / "a.pkl"), "cppn:seed=1")
+
+
+def test_bf16_draws_within_a_stated_tolerance_of_fp32(tmp_path: Path) -> None:
+    """bf16 keeps 8 bits of mantissa: on average within half a level of 255 of fp32, at
+    worst a few levels, where clamps and leaky ReLU corners amplify rounding."""
+    save_nvlabs(tiny(resolution=64, conv_clamp=256.0), tmp_path / "g.pkl")
+    exact = load_stylegan(tmp_path / "g.pkl", 64, 64, CPU)
+    fast = load_stylegan(tmp_path / "g.pkl", 64, 64, CPU, "bf16")
+    for seed in range(4):
+        z = torch.randn(24, generator=torch.Generator().manual_seed(seed))
+        difference = (exact(z, psi=0.7) - fast(z, psi=0.7)).abs()
+        assert difference.mean() < 0.005 and difference.max() < 0.06

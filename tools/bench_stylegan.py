@@ -25,7 +25,8 @@ CHANNEL_BASE = {256: 16384, 512: 32768, 1024: 32768}
 def generator(size: int, device: torch.device) -> SG2Generator:
     config = SG2Config(img_resolution=size, channels=SG2Config.channels_for(
         size, CHANNEL_BASE[size], 512), conv_clamp=256.0)
-    return SG2Generator(config).eval().requires_grad_(False).to(device)
+    g = SG2Generator(config).eval().requires_grad_(False).to(device)
+    return g.channels_last() if device.type == "cpu" else g  # as perform runs it
 
 
 def frame_times(g: SG2Generator, frames: int, warmup: int, precision: str) -> np.ndarray:

@@ -53,8 +53,10 @@ class ModelHost:
 
     CPPN_OPTIONS = ("seed", "z_dim", "hidden")
 
-    def __init__(self, width: int, height: int, device: torch.device) -> None:
+    def __init__(self, width: int, height: int, device: torch.device,
+                 precision: str = "fp32") -> None:
         self.width, self.height, self.device = width, height, device
+        self.precision = precision  # for checkpoints: "fp32", "bf16" or "fp16"
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -105,7 +107,8 @@ class ModelHost:
         if is_checkpoint(name):
             from perform.models.stylegan.model import load_stylegan
 
-            return load_stylegan(Path(name), self.width, self.height, self.device)
+            return load_stylegan(Path(name), self.width, self.height, self.device,
+                                 self.precision)
         _, options = parse_name(name)
         unknown = set(options) - set(self.CPPN_OPTIONS)
         if unknown:

@@ -7,6 +7,7 @@ The controls a performer reaches for: z or w (one w, or one per layer for W+), t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,19 @@ from perform.models.stylegan.directions import Directions, factorise
 from perform.models.stylegan.morph import Morph
 from perform.models.stylegan.sg2 import NOISE_MODES, Noise, SG2Generator
 
+PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 pays on CPUs with AMX; fp16 is for GPUs
+
 
 class StyleGAN:
     """One generator on one device, drawing at the show's size."""
 
     def __init__(self, generator: SG2Generator, name: str, width: int, height: int,
-                 device: torch.device) -> None:
+                 device: torch.device, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.generator, self.name, self.config = generator, name, generator.config
         self.width, self.height, self.device = width, height, device
+        self.precision = precision
         c = self.config
         self.z_dim, self.w_dim, self.c_dim = c.z_dim, c.w_dim, c.c_dim
         self.num_ws, self.resolution = c.num_ws, c.img_resolution
@@ -50,8 +56,9 @@ class StyleGAN:
         ws = self._ws(z, w, c)
         centre_w = self.w_avg if centre is None else self._vector(centre, self.w_dim, "centre")
         ws = centre_w.lerp(ws, float(psi))
-        image = self.generator.synthesis(ws[None], Noise(noise, float(noise_strength),
-                                                         float(noise_phase)))
+        with self._autocast():
+            image = self.generator.synthesis(ws[None], Noise(noise, float(noise_strength),
+                                                             float(noise_phase))).float()
         if image.shape[-2:] != (self.height, self.width):
             image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
                                   align_corners=False, antialias=True)
@@ -78,6 +85,12 @@ class StyleGAN:
             raise ValueError(f"{self!r} has layers 0 to {self.num_ws}, got {from_layer}")
         first, second = self._ws(None, a, 0), self._ws(None, b, 0)
         return torch.cat([first[:from_layer], second[from_layer:]])
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _ws(self, z: object, w: object, c: int) -> torch.Tensor:
         if (z is None) == (w is None):
@@ -111,9 +124,14 @@ class StyleGAN:
         return f"StyleGAN2 {self.resolution}px ({self.name})"
 
 
-def load_stylegan(path: Path, width: int, height: int, device: torch.device) -> StyleGAN:
-    """A checkpoint file as a model a patch plays."""
-    return StyleGAN(read_checkpoint(path).build(device), path.name, width, height, device)
+def load_stylegan(path: Path, width: int, height: int, device: torch.device,
+                  precision: str = "fp32") -> StyleGAN:
+    """A checkpoint file as a model a patch plays; channel-last on the CPU (see
+    `SG2Generator.channels_last`)."""
+    generator = read_checkpoint(path).build(device)
+    if device.type == "cpu":
+        generator.channels_last()
+    return StyleGAN(generator, path.name, width, height, device, precision)
 
 
 class StyleGANMorph(StyleGAN):
@@ -123,7 +141,7 @@ class StyleGANMorph(StyleGAN):
     def __init__(self, a: StyleGAN, b: StyleGAN) -> None:
         self.morph = Morph(a.generator, b.generator)
         super().__init__(self.morph.generator, f"{a.name} | {b.name}", a.width, a.height,
-                         a.device)
+                         a.device, a.precision)
 
     def __call__(self, z: object = None, *, mix: float = 0.0, curve: str = "uniform",
                  centre: float = 0.5, sharpness: float = 10.0,
