@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from perform.core.memory import keep_freed_memory
+from perform.models.stylegan.checkpoints import convert, read_checkpoint
 from perform.models.stylegan.sg2 import SG2Config, SG2Generator
 
 CHANNEL_BASE = {256: 16384, 512: 32768, 1024: 32768}
@@ -45,6 +49,25 @@ def frame_times(g: SG2Generator, frames: int, warmup: int, precision: str) -> np
     return np.array(times) * 1e3
 
 
+def load_times(size: int, folder: Path, repeats: int = 3) -> None:
+    """Seconds from file to a generator ready to draw: an NVlabs pickle against its
+    conversion. The pickle is written in NVlabs' layout by the tests' own writer."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from small_gans import save_nvlabs
+
+    pickled = save_nvlabs(generator(size, torch.device("cpu")), folder / "snapshot.pkl")
+    converted = folder / "snapshot.safetensors"
+    convert(pickled, converted)
+    for path in (pickled, converted):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            read_checkpoint(path).build()
+            times.append(time.perf_counter() - started)
+        print(f"load {path.name} ({path.stat().st_size / 1e6:.0f} MB, {size}px): median "
+              f"{np.median(times) * 1e3:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +78,13 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc as it is (perform tunes it at start)")
+    parser.add_argument("--load", action="store_true",
+                        help="time loading a pickle against its conversion instead")
     args = parser.parse_args()
+    if args.load:
+        with tempfile.TemporaryDirectory() as folder:
+            load_times(args.sizes[0], Path(folder))
+        return
     if not args.default_malloc:
         keep_freed_memory()
     device = torch.device(args.device)
