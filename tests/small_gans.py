@@ -10,6 +10,7 @@ written. `save_nvlabs` files one of our StyleGAN2 generators as a training snaps
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
 import sys
 import types
@@ -17,9 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from perform.models.stylegan import sg2
+from perform.models.stylegan import sg2, sg3
 
 MODULE_SRC = 'raise SystemExit("module_src must never run")\n\nclass Generator:\n    pass\n'
 FAKE_MODULES = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")
@@ -74,7 +76,34 @@ class Call:
 NVLABS_CLASS = {sg2.SG2Generator: "Generator", sg2.Mapping: "MappingNetwork",
                 sg2.Synthesis: "SynthesisNetwork", sg2.SynthesisBlock: "SynthesisBlock",
                 sg2.SynthesisLayer: "SynthesisLayer", sg2.ToRGB: "ToRGBLayer",
-                sg2.FullyConnected: "FullyConnectedLayer", sg2.Skip: "Conv2dLayer"}
+                sg2.FullyConnected: "FullyConnectedLayer", sg2.Skip: "Conv2dLayer",
+                sg3.SG3Generator: "Generator", sg3.Synthesis: "SynthesisNetwork",
+                sg3.SynthesisInput: "SynthesisInput", sg3.SynthesisLayer: "SynthesisLayer"}
+
+
+def pair(size: int) -> np.ndarray:
+    """A [width, height] int64 array as NVlabs stores sizes (a stride-0 broadcast)."""
+    return np.broadcast_to(np.asarray(size, dtype=np.int64), [2])
+
+
+def sg3_attributes(module: torch.nn.Module) -> dict[str, Any]:
+    """The plain attributes NVlabs keeps on StyleGAN3 objects, numpy types where theirs are."""
+    if isinstance(module, sg3.SynthesisLayer):
+        spec = dataclasses.asdict(module.spec)
+        spec.pop("idx")
+        floats = ("in_cutoff", "out_cutoff", "in_half_width", "out_half_width")
+        return {**spec, **{k: np.float64(spec[k]) for k in floats},
+                "in_size": pair(spec["in_size"]), "out_size": pair(spec["out_size"]),
+                "padding": list(spec["padding"]), "use_fp16": np.bool_(spec["use_fp16"])}
+    if isinstance(module, sg3.SynthesisInput):
+        return {"size": pair(module.size), "sampling_rate": np.float64(module.sampling_rate),
+                "bandwidth": np.float64(module.bandwidth), "channels": module.weight.shape[0]}
+    if isinstance(module, sg3.Synthesis):
+        c = module.config
+        return {"layer_names": c.layer_names, "img_resolution": c.img_resolution,
+                "img_channels": c.img_channels, "num_critical": c.num_critical,
+                "margin_size": c.margin_size, "output_scale": c.output_scale}
+    return {}
 
 
 def as_persistent(module: torch.nn.Module, easy_dict: type[dict]) -> Call:
@@ -86,6 +115,14 @@ def as_persistent(module: torch.nn.Module, easy_dict: type[dict]) -> Call:
         "_non_persistent_buffers_set": set(module._non_persistent_buffers_set),
         "_modules": {name: as_persistent(child, easy_dict)
                      for name, child in module._modules.items() if child is not None}}
+    state.update(sg3_attributes(module))
+    if isinstance(module, sg3.SG3Generator):
+        c3 = module.config
+        state["_init_args"] = ()
+        state["_init_kwargs"] = easy_dict(  # StyleGAN3 flattens the synthesis arguments
+            z_dim=c3.z_dim, w_dim=c3.w_dim, mapping_kwargs=easy_dict(num_layers=c3.mapping_layers),
+            channel_base=c3.channel_base, channel_max=c3.channel_max, c_dim=c3.c_dim,
+            img_resolution=c3.img_resolution, img_channels=c3.img_channels)
     if isinstance(module, sg2.SynthesisBlock):
         state.update(architecture=module.architecture, resolution=module.resolution)
     if isinstance(module, sg2.SynthesisLayer):
@@ -103,7 +140,8 @@ def as_persistent(module: torch.nn.Module, easy_dict: type[dict]) -> Call:
     return persistent_call(NVLABS_CLASS[type(module)], state)
 
 
-def save_nvlabs(generator: sg2.SG2Generator, path: Path, protocol: int = 4) -> Path:
+def save_nvlabs(generator: sg2.SG2Generator | sg3.SG3Generator, path: Path,
+                protocol: int = 4) -> Path:
     """A `network-snapshot-*.pkl` holding `generator` as G and G_ema."""
     with nvlabs_names() as easy_dict:
         network = as_persistent(generator, easy_dict)

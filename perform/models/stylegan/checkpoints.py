@@ -7,8 +7,10 @@
 - ours (`perform convert`): safetensors, the config as JSON in its header. Nothing to
   unpickle or rename, so it loads fastest, and the config cannot get separated from it.
 
-Every layout ends as a state dict under NVlabs' names plus an `SG2Config`; the
-architecture is read from the tensors' names and shapes, not trusted from the file.
+Every layout ends as a state dict under NVlabs' names plus a config: `SG2Config`, its
+architecture read from the tensors' names and shapes, or `SG3Config` (StyleGAN3, NVlabs
+pickles and our own files only), its layers' sizes, rates and paddings read from the
+attributes NVlabs stores on each layer.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from typing import Any
 
 import torch
 
-from perform.models.stylegan.nvlabs_pickle import CheckpointError, generator_of, load_nvlabs_pickle
+from perform.models.stylegan.nvlabs_pickle import (
+    CheckpointError,
+    Persistent,
+    generator_of,
+    load_nvlabs_pickle,
+)
 from perform.models.stylegan.sg2 import SG2Config, SG2Generator, separable
+from perform.models.stylegan.sg3 import SG3Config, SG3Generator, SG3LayerSpec
 
 HEADER_KEY = "perform"  # the safetensors metadata entry holding our config
 AVERAGE_SAMPLES = 4096  # z drawn to estimate w_avg where a checkpoint lacks it
@@ -36,13 +44,25 @@ LEGACY_TORCH = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:12]  # torch.sa
 class Checkpoint:
     """A generator's weights under NVlabs' names, and what it takes to run them."""
 
-    config: SG2Config
+    config: SG2Config | SG3Config
     state: dict[str, torch.Tensor]
     source: str  # "nvlabs", "rosinality" or "perform"
     path: Path
 
-    def build(self, device: torch.device | str = "cpu") -> SG2Generator:
+    @property
+    def kind(self) -> str:
+        return "stylegan3" if isinstance(self.config, SG3Config) else "stylegan2"
+
+    def build(self, device: torch.device | str = "cpu") -> SG2Generator | SG3Generator:
         """The generator, weights loaded, in eval mode on `device`."""
+        if isinstance(self.config, SG3Config):
+            generator3 = SG3Generator(self.config)
+            try:
+                generator3.load_state_dict(self.state, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{self.path.name}: does not match a StyleGAN3 of its "
+                                      f"own shape: {str(exc)[:300]}") from None
+            return generator3.eval().requires_grad_(False).to(device)
         generator = SG2Generator(self.config)
         state = dict(self.state)
         for name, tensor in generator.state_dict().items():  # filters older files leave out
@@ -85,7 +105,7 @@ def convert(source: str | Path, target: str | Path) -> Checkpoint:
     from safetensors.torch import save_file
 
     checkpoint = read_checkpoint(source)
-    header = {HEADER_KEY: json.dumps({"kind": "stylegan2", "source": checkpoint.source,
+    header = {HEADER_KEY: json.dumps({"kind": checkpoint.kind, "source": checkpoint.source,
                                       "config": _config_json(checkpoint.config)})}
     tensors = {name: tensor.contiguous() for name, tensor in checkpoint.state.items()}
     target = Path(target)
@@ -101,11 +121,12 @@ def convert(source: str | Path, target: str | Path) -> Checkpoint:
 def _nvlabs(path: Path) -> Checkpoint:
     generator = generator_of(load_nvlabs_pickle(path), str(path))
     state = generator.state_dict()
-    if "synthesis.input.freqs" in state:
-        raise CheckpointError(f"{path.name}: a StyleGAN3 generator; perform reads StyleGAN2 "
-                              "checkpoints so far")
     kwargs = generator.init_kwargs
     mapping = kwargs.get("mapping_kwargs") or {}
+    if "synthesis.input.freqs" in state:
+        return Checkpoint(_sg3_config(generator, state, float(mapping.get("lr_multiplier",
+                                                                          0.01)), path),
+                          state, "nvlabs", path)
     synthesis = generator.child("synthesis")
     first = synthesis.child("b4").child("conv1")
     hints = {"lr_mul": float(mapping.get("lr_multiplier", 0.01)),
@@ -199,47 +220,128 @@ def _ours(path: Path) -> Checkpoint:
         with safe_open(str(path), framework="pt", device="cpu") as file:
             header = json.loads((file.metadata() or {})[HEADER_KEY])
             state = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
-    except (SafetensorError, KeyError, ValueError, OSError) as exc:
+        saved, kind = header["config"], header.get("kind")
+        if kind == "stylegan3":
+            layers = tuple(SG3LayerSpec(**{**layer, "padding": tuple(layer["padding"])})
+                           for layer in saved["layers"])
+            return Checkpoint(SG3Config(**{**saved, "layers": layers}), state, "perform", path)
+        if kind != "stylegan2":
+            raise CheckpointError(f"{path.name}: holds a {kind!r}, not a StyleGAN generator")
+        channels = {int(k): v for k, v in saved["channels"].items()}
+        return Checkpoint(SG2Config(**{**saved, "channels": channels}), state, "perform", path)
+    except (SafetensorError, KeyError, ValueError, TypeError, OSError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
         raise CheckpointError(f"{path.name}: not a file made by `perform convert`: {exc}") from None
-    if header.get("kind") != "stylegan2":
-        raise CheckpointError(f"{path.name}: holds a {header.get('kind')!r}, not a StyleGAN2")
-    saved = header["config"]
-    config = SG2Config(**{**saved, "channels": {int(k): v for k, v in saved["channels"].items()}})
-    return Checkpoint(config, state, "perform", path)
 
 
-def _config_json(config: SG2Config) -> dict[str, Any]:
+def _config_json(config: SG2Config | SG3Config) -> dict[str, Any]:
     data = dataclasses.asdict(config)
-    data["channels"] = {str(k): v for k, v in config.channels.items()}
+    if isinstance(config, SG2Config):
+        data["channels"] = {str(k): v for k, v in config.channels.items()}
     return data
 
 
+def _sg3_config(generator: Persistent, state: dict[str, torch.Tensor], lr_mul: float,
+                path: Path) -> SG3Config:
+    """A StyleGAN3's shape from the attributes NVlabs keeps on each layer object: sizes,
+    rates, cutoffs and paddings are read, never re-derived, so the file's own design runs."""
+    try:
+        synthesis = generator.child("synthesis")
+        source = synthesis.child("input")
+        names = synthesis.attribute("layer_names")
+        layers = tuple(_sg3_layer(synthesis.child(name), index, path)
+                       for index, name in enumerate(names))
+        mapping = infer_mapping(state)
+        kwargs = generator.init_kwargs
+        return SG3Config(
+            **mapping, img_resolution=int(synthesis.attribute("img_resolution")),
+            img_channels=int(synthesis.attribute("img_channels")), lr_mul=lr_mul,
+            channel_base=int(kwargs.get("channel_base", 32768)),
+            channel_max=int(kwargs.get("channel_max", 512)), num_layers=len(layers) - 1,
+            num_critical=int(synthesis.attribute("num_critical", 2)),
+            margin_size=int(synthesis.attribute("margin_size", 10)),
+            output_scale=float(synthesis.attribute("output_scale", 0.25)),
+            conv_kernel=layers[0].conv_kernel,
+            use_radial_filters=any(layer.down_radial for layer in layers),
+            input_size=_square(source.attribute("size"), "input size", path),
+            input_sampling_rate=float(source.attribute("sampling_rate")),
+            input_bandwidth=float(source.attribute("bandwidth")), layers=layers)
+    except (CheckpointError, KeyError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path.name}: a StyleGAN3 without {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path.name}: a StyleGAN3 whose layers perform cannot read: "
+                              f"{exc}") from None
+
+
+def _sg3_layer(layer: Persistent, index: int, path: Path) -> SG3LayerSpec:
+    def read(name: str) -> Any:
+        value = layer.attribute(name)
+        if value is None and name != "conv_clamp":
+            raise KeyError(f"{name} on its layer {index}")
+        return value
+
+    clamp = read("conv_clamp")
+    return SG3LayerSpec(
+        idx=index, in_channels=int(read("in_channels")), out_channels=int(read("out_channels")),
+        in_size=_square(read("in_size"), "in_size", path),
+        out_size=_square(read("out_size"), "out_size", path),
+        in_sampling_rate=int(read("in_sampling_rate")),
+        out_sampling_rate=int(read("out_sampling_rate")),
+        tmp_sampling_rate=int(read("tmp_sampling_rate")), in_cutoff=float(read("in_cutoff")),
+        out_cutoff=float(read("out_cutoff")), in_half_width=float(read("in_half_width")),
+        out_half_width=float(read("out_half_width")), conv_kernel=int(read("conv_kernel")),
+        up_factor=int(read("up_factor")), down_factor=int(read("down_factor")),
+        up_taps=int(read("up_taps")), down_taps=int(read("down_taps")),
+        down_radial=bool(layer.attribute("down_radial", False)),
+        padding=tuple(int(p) for p in read("padding")),  # type: ignore[arg-type]
+        is_torgb=bool(read("is_torgb")),
+        is_critically_sampled=bool(read("is_critically_sampled")),
+        use_fp16=bool(layer.attribute("use_fp16", False)),
+        conv_clamp=float(clamp) if clamp is not None else None)
+
+
+def _square(size: Any, what: str, path: Path) -> int:
+    width, height = (int(v) for v in (size if isinstance(size, list | tuple) else (size, size)))
+    if width != height:
+        raise CheckpointError(f"{path.name}: a StyleGAN3 with a {width}x{height} {what}; "
+                              "perform draws square StyleGAN3 models so far")
+    return width
+
+
 # -- shapes to config ---------------------------------------------------------------------------
+
+
+def infer_mapping(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The mapping network's sizes from its tensors (the same in StyleGAN2 and 3)."""
+    layers = [k for k in state if re.fullmatch(r"mapping\.fc\d+\.weight", k)]
+    if not layers:
+        raise KeyError("mapping.fc0")
+    w_dim = state[f"mapping.fc{len(layers) - 1}.weight"].shape[0]
+    c_dim = state["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in state else 0
+    return {"z_dim": state["mapping.fc0.weight"].shape[1] - (w_dim if c_dim else 0),
+            "w_dim": w_dim, "c_dim": c_dim, "mapping_layers": len(layers),
+            "mapping_features": state["mapping.fc0.weight"].shape[0]}
 
 
 def infer_config(state: dict[str, torch.Tensor], hints: dict[str, Any],
                  path: Path) -> SG2Config:
     """The generator's sizes from its tensors; `hints` add what shapes cannot tell."""
     try:
-        layers = sorted(int(m.group(1)) for k in state
-                        if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
         resolutions = sorted(int(m.group(1)) for k in state
                              if (m := re.fullmatch(r"synthesis\.b(\d+)\.conv1\.weight", k)))
-        if not layers or not resolutions or resolutions[0] != 4:
-            raise KeyError("mapping.fc0 or synthesis.b4")
+        if not resolutions or resolutions[0] != 4:
+            raise KeyError("synthesis.b4")
         top = resolutions[-1]
-        w_dim = state[f"mapping.fc{layers[-1]}.weight"].shape[0]
-        c_dim = state["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in state else 0
-        z_dim = state["mapping.fc0.weight"].shape[1] - (w_dim if c_dim else 0)
         architecture = hints.get("architecture") or (
             "resnet" if any(k.endswith(".skip.weight") for k in state)
             else "skip" if "synthesis.b4.torgb.weight" in state and top > 4 else "orig")
         clamp = hints.get("conv_clamp")
         return SG2Config(
-            z_dim=z_dim, w_dim=w_dim, c_dim=c_dim, img_resolution=top,
+            **infer_mapping(state), img_resolution=top,
             img_channels=state[f"synthesis.b{top}.torgb.weight"].shape[0],
-            mapping_layers=len(layers),
-            mapping_features=state["mapping.fc0.weight"].shape[0],
             channels={r: state[f"synthesis.b{r}.conv1.weight"].shape[0] for r in resolutions},
             architecture=architecture, lr_mul=float(hints.get("lr_mul", 0.01)),
             conv_clamp=float(clamp) if clamp is not None else None)

@@ -8,6 +8,7 @@ The controls a performer reaches for: z or w (one w, or one per layer for W+), t
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from perform.models.stylegan.checkpoints import read_checkpoint
 from perform.models.stylegan.directions import Directions, factorise
 from perform.models.stylegan.morph import Morph
 from perform.models.stylegan.sg2 import NOISE_MODES, Noise, SG2Generator
+from perform.models.stylegan.sg3 import SG3Generator
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 pays on CPUs with AMX; fp16 is for GPUs
 
@@ -26,7 +28,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 pays on CPUs with AMX; fp16 is for
 class StyleGAN:
     """One generator on one device, drawing at the show's size."""
 
-    def __init__(self, generator: SG2Generator, name: str, width: int, height: int,
+    def __init__(self, generator: SG2Generator | SG3Generator, name: str, width: int, height: int,
                  device: torch.device, precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -47,12 +49,16 @@ class StyleGAN:
     @torch.inference_mode()
     def __call__(self, z: object = None, *, w: object = None, psi: float = 1.0,
                  centre: object = None, c: int = 0, noise: str = "const",
-                 noise_strength: float = 1.0, noise_phase: float = 0.0) -> torch.Tensor:
+                 noise_strength: float = 1.0, noise_phase: float = 0.0,
+                 translate: tuple[float, float] = (0.0, 0.0),
+                 rotate: float = 0.0) -> torch.Tensor:
         """An image (height, width, 3) in 0..1 from `z`, or from `w` (w_dim numbers, or
         num_ws x w_dim for one w per layer). `noise` is "const", "random", "animated" (a
-        seamless loop as `noise_phase` goes from 0 to 1) or "none"."""
+        seamless loop as `noise_phase` goes from 0 to 1) or "none" (StyleGAN2 only).
+        `translate` (in image widths) and `rotate` (degrees) move a StyleGAN3's camera."""
         if noise not in NOISE_MODES:
             raise ValueError(f"noise is one of {', '.join(NOISE_MODES)}, got {noise!r}")
+        self._camera(translate, rotate)
         ws = self._ws(z, w, c)
         centre_w = self.w_avg if centre is None else self._vector(centre, self.w_dim, "centre")
         ws = centre_w.lerp(ws, float(psi))
@@ -72,6 +78,8 @@ class StyleGAN:
         """Meaningful directions in w (SeFa), strongest first, for these layers: "coarse",
         "middle", "fine", "all" or w indices. `.apply(ws, [1.5, -2])` moves a W+ along
         them. Computed once per choice, in a fraction of a second."""
+        if not isinstance(self.generator, SG2Generator):
+            raise ValueError(f"{self!r}: directions are computed for StyleGAN2 models so far")
         key = (layers if isinstance(layers, str) else tuple(layers), k)
         found = self._directions.get(key)
         if found is None:
@@ -85,6 +93,18 @@ class StyleGAN:
             raise ValueError(f"{self!r} has layers 0 to {self.num_ws}, got {from_layer}")
         first, second = self._ws(None, a, 0), self._ws(None, b, 0)
         return torch.cat([first[:from_layer], second[from_layer:]])
+
+    def _camera(self, translate: tuple[float, float], rotate: float) -> None:
+        """StyleGAN3 draws Fourier features through a transform: the camera, free to move."""
+        tx, ty = (float(v) for v in translate)
+        if not isinstance(self.generator, SG3Generator):
+            if tx or ty or rotate:
+                raise ValueError(f"{self!r} is a StyleGAN2: camera moves need a StyleGAN3")
+            return
+        angle = math.radians(float(rotate))
+        camera = torch.tensor([[math.cos(angle), -math.sin(angle), tx],
+                               [math.sin(angle), math.cos(angle), ty], [0.0, 0.0, 1.0]])
+        self.generator.synthesis.input.transform.copy_(camera)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.precision == "fp32":
@@ -121,7 +141,8 @@ class StyleGAN:
         return F.one_hot(torch.tensor([int(c)], device=self.device), self.c_dim).float()
 
     def __repr__(self) -> str:
-        return f"StyleGAN2 {self.resolution}px ({self.name})"
+        kind = "StyleGAN3" if isinstance(self.generator, SG3Generator) else "StyleGAN2"
+        return f"{kind} {self.resolution}px ({self.name})"
 
 
 def load_stylegan(path: Path, width: int, height: int, device: torch.device,
@@ -129,8 +150,8 @@ def load_stylegan(path: Path, width: int, height: int, device: torch.device,
     """A checkpoint file as a model a patch plays; channel-last on the CPU (see
     `SG2Generator.channels_last`)."""
     generator = read_checkpoint(path).build(device)
-    if device.type == "cpu":
-        generator.channels_last()
+    if device.type == "cpu" and isinstance(generator, SG2Generator):
+        generator.channels_last()  # StyleGAN3 runs its feature maps channel-last itself
     return StyleGAN(generator, path.name, width, height, device, precision)
 
 
@@ -139,6 +160,8 @@ class StyleGANMorph(StyleGAN):
     `pair(z, mix=0.3, curve="coarse-a")` draws with 30 % of B (see `morph.CURVES`)."""
 
     def __init__(self, a: StyleGAN, b: StyleGAN) -> None:
+        if not (isinstance(a.generator, SG2Generator) and isinstance(b.generator, SG2Generator)):
+            raise ValueError("weight morphs are for two StyleGAN2 models so far")
         self.morph = Morph(a.generator, b.generator)
         super().__init__(self.morph.generator, f"{a.name} | {b.name}", a.width, a.height,
                          a.device, a.precision)
