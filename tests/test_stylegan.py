@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from small_gans import save_nvlabs, tiny
 
 from perform.core.loader import PatchLoadError, load_patch
@@ -328,3 +329,23 @@ def test_bf16_draws_within_a_stated_tolerance_of_fp32(tmp_path: Path) -> None:
         z = torch.randn(24, generator=torch.Generator().manual_seed(seed))
         difference = (exact(z, psi=0.7) - fast(z, psi=0.7)).abs()
         assert difference.mean() < 0.005 and difference.max() < 0.06
+
+
+def test_the_reference_check_tells_a_matching_image_from_another(tmp_path: Path) -> None:
+    """tools/check_reference.py compares our drawing of a seed with the user's own image of
+    it; here the reference is our own drawing, so only the tool's mechanics are tested."""
+    checkpoint = save_nvlabs(tiny(conv_clamp=256.0), tmp_path / "g.pkl")
+    tool = [sys.executable, str(Path(__file__).resolve().parent.parent / "tools"
+                                / "check_reference.py"), str(checkpoint)]
+    sys.path.insert(0, str(Path(tool[1]).parent))
+    try:
+        from check_reference import draw
+    finally:
+        sys.path.pop(0)
+    Image.fromarray(draw(str(checkpoint), 7, 1.0, None)).save(tmp_path / "seed7.png")
+    same = subprocess.run([*tool, str(tmp_path / "seed7.png"), "--seed", "7"],
+                          capture_output=True, text=True)
+    assert same.returncode == 0 and same.stdout.startswith("match: PSNR inf dB")
+    other = subprocess.run([*tool, str(tmp_path / "seed7.png"), "--seed", "8"],
+                           capture_output=True, text=True)
+    assert other.returncode == 1 and other.stdout.startswith("DIFFER")
