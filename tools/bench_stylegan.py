@@ -22,8 +22,13 @@ import torch
 from perform.core.memory import keep_freed_memory
 from perform.models.stylegan.checkpoints import convert, read_checkpoint
 from perform.models.stylegan.sg2 import SG2Config, SG2Generator
+from perform.models.stylegan.sg3 import SG3Generator, design
 
 CHANNEL_BASE = {256: 16384, 512: 32768, 1024: 32768}
+
+
+def stylegan3(size: int, config: str, device: torch.device) -> SG3Generator:
+    return SG3Generator(design(512, 512, size, config)).eval().requires_grad_(False).to(device)
 
 
 def generator(size: int, device: torch.device) -> SG2Generator:
@@ -33,7 +38,8 @@ def generator(size: int, device: torch.device) -> SG2Generator:
     return g.channels_last() if device.type == "cpu" else g  # as perform runs it
 
 
-def frame_times(g: SG2Generator, frames: int, warmup: int, precision: str) -> np.ndarray:
+def frame_times(g: SG2Generator | SG3Generator, frames: int, warmup: int,
+                precision: str) -> np.ndarray:
     device = g.mapping.w_avg.device
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
@@ -78,6 +84,8 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc as it is (perform tunes it at start)")
+    parser.add_argument("--stylegan3", choices=("t", "r"),
+                        help="a StyleGAN3 of that configuration (NVlabs' channel counts)")
     parser.add_argument("--load", action="store_true",
                         help="time loading a pickle against its conversion instead")
     args = parser.parse_args()
@@ -90,13 +98,15 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
     for size in args.sizes:
-        g = generator(size, device)
+        g = stylegan3(size, args.stylegan3, device) if args.stylegan3 else generator(size, device)
+        what = (f"StyleGAN3-{args.stylegan3.upper()}" if args.stylegan3
+                else f"channel_base {CHANNEL_BASE[size]}")
         params = sum(p.numel() for p in g.parameters()) / 1e6
         for precision in args.precisions:
             ms = frame_times(g, args.frames, args.warmup, precision)
-            print(f"{size}x{size} (channel_base {CHANNEL_BASE[size]}, {params:.1f} M params) "
-                  f"{precision}: median {np.median(ms):.1f} ms, p99 "
-                  f"{np.percentile(ms, 99):.1f} ms ({1000 / np.median(ms):.1f} fps)")
+            print(f"{size}x{size} ({what}, {params:.1f} M params) {precision}: median "
+                  f"{np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms "
+                  f"({1000 / np.median(ms):.1f} fps)")
 
 
 if __name__ == "__main__":
