@@ -71,7 +71,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--output", action="append", choices=("window", "preview", "none"),
                      help="window where a display exists; the browser preview always runs")
     run.add_argument("--headless", action="store_true", help="no window")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--device", default="auto",
+                     help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda or mps")
     run.add_argument("--precision", choices=PRECISIONS, default="fp32",
                      help="StyleGAN arithmetic: bf16 is about 30 %% faster on CPUs with AMX, "
                      "within 1/255 on average of fp32 (default fp32)")

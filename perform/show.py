@@ -70,8 +70,12 @@ class ShowConfig:
 
 
 def pick_device(name: str) -> torch.device:
+    """`auto`: a CUDA GPU, else Apple's Metal (MPS), else the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
     return torch.device(name)
 
 

@@ -1,8 +1,9 @@
 """A StyleGAN checkpoint as a patch plays it: `model(z, psi=0.7)` is an image of the show's size.
 
 The controls a performer reaches for: z or w (one w, or one per layer for W+), truncation
-`psi` towards the average w or any `centre`, the noise (`"const"`, `"random"` per frame,
-`"none"`) and its strength, and the class of a conditional model.
+`psi` towards the average w or any `centre`, style mixing, directions (SeFa), the noise and
+its strength, the class of a conditional model, a StyleGAN3's camera, and for two models
+of one architecture a weight morph under a fader (`StyleGANMorph`).
 """
 
 from __future__ import annotations
