@@ -2,8 +2,8 @@
 photos of a landmark and one fine-tuned from it on scans of knitted patterns.
 
 Put them beside this patch as stylegan-a.pkl and stylegan-b.pkl (or change the names).
-They must share an architecture, as a model and its fine-tuned child do; if they do not,
-the show says what differs and plays on.
+Their weights blend when they share an architecture, as a model and its fine-tuned child
+do; if they do not, the show says what differs and crossfades their pictures instead.
 """
 
 from perform import models, param, walks

@@ -297,7 +297,7 @@ def test_a_patch_loads_a_checkpoint_beside_it_and_perform_convert_writes_one(
     assert done.returncode == 1 and "walk.py: not a checkpoint" in done.stderr
 
 
-def test_two_checkpoints_morph_under_a_fader_and_different_ones_say_why(tmp_path: Path) -> None:
+def test_two_checkpoints_morph_under_a_fader_and_different_ones_crossfade(tmp_path: Path) -> None:
     a = tiny(seed=0)
     b = tiny(seed=0)
     with torch.no_grad():
@@ -313,8 +313,13 @@ def test_two_checkpoints_morph_under_a_fader_and_different_ones_say_why(tmp_path
     torch.testing.assert_close(pair(z, mix=1.0), host.get(str(tmp_path / "b.pkl"))(z))
     halfway = pair(z, mix=0.5, curve="coarse-a", psi=0.8)
     assert halfway.shape == (32, 32, 3)
-    with pytest.raises(ModelError, match="A is 32px, B is 64px"):
-        host.morph(str(tmp_path / "a.pkl"), str(tmp_path / "big.pkl"))
+    fade = host.morph(str(tmp_path / "a.pkl"), str(tmp_path / "big.pkl"))
+    assert "A is 32px, B is 64px" in fade.why  # weights cannot blend: the images fade
+    big = host.get(str(tmp_path / "big.pkl"))
+    torch.testing.assert_close(fade(z, mix=0.0), pair(z, mix=0.0))
+    torch.testing.assert_close(fade(z, mix=1.0), big(z))
+    torch.testing.assert_close(fade(z, mix=0.25, psi=0.5),
+                               torch.lerp(pair(z, mix=0.0, psi=0.5), big(z, psi=0.5), 0.25))
     with pytest.raises(ModelError, match="crossfade"):
         host.morph(str(tmp_path / "a.pkl"), "cppn:seed=1")
 

@@ -7,6 +7,7 @@ so a reload never rebuilds or re-allocates a model.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import torch
 
 from perform.models.cppn import CPPN, CPPNMorph
+
+log = logging.getLogger("perform")
 
 
 class ModelError(ValueError):
@@ -85,10 +88,15 @@ class ModelHost:
     def _blend(first: Any, second: Any) -> Any:
         if isinstance(first, CPPN) and isinstance(second, CPPN):
             return CPPNMorph(first, second)
-        from perform.models.stylegan.model import StyleGAN, StyleGANMorph
+        from perform.models.stylegan.model import StyleGAN, StyleGANCrossfade, StyleGANMorph
 
         if isinstance(first, StyleGAN) and isinstance(second, StyleGAN):
-            return StyleGANMorph(first, second)
+            try:
+                return StyleGANMorph(first, second)
+            except ValueError as exc:  # the show goes on: the pictures fade instead
+                log.warning("cannot morph the weights of %r and %r (%s); crossfading their "
+                            "images instead", first, second, exc)
+                return StyleGANCrossfade(first, second, str(exc))
         raise ValueError("only two CPPNs or two StyleGAN checkpoints morph into each other; "
                          "crossfade the images instead")
 

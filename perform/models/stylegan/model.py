@@ -173,3 +173,32 @@ class StyleGANMorph(StyleGAN):
         """Blend (only when the fader moved), then draw as `StyleGAN.__call__` does."""
         self.morph.set(float(mix), curve, float(centre), float(sharpness))
         return super().__call__(z, **controls)
+
+
+class StyleGANCrossfade:
+    """Two StyleGAN models that cannot morph their weights (other sizes, other
+    architectures), crossfaded as images instead: `pair(z, mix=0.3)` is 70 % of A's picture
+    over 30 % of B's, each drawn from the same z. Costs two frames while mixing, one at
+    either end. Takes the morph's arguments, so a patch works with either."""
+
+    def __init__(self, a: StyleGAN, b: StyleGAN, why: str) -> None:
+        if a.z_dim != b.z_dim:
+            raise ValueError(f"{why}; nor can they crossfade from one z: A takes {a.z_dim} "
+                             f"numbers, B {b.z_dim}")
+        self.a, self.b, self.why = a, b, why
+        self.z_dim, self.device = a.z_dim, a.device
+
+    def __call__(self, z: object = None, *, mix: float = 0.0, curve: str = "uniform",
+                 centre: float = 0.5, sharpness: float = 10.0,
+                 **controls: Any) -> torch.Tensor:
+        """`curve`, `centre` and `sharpness` shape weight morphs; an image crossfade has no
+        layers to shape, so they are accepted and unused."""
+        mix = min(max(float(mix), 0.0), 1.0)
+        if mix <= 0.0:
+            return self.a(z, **controls)
+        if mix >= 1.0:
+            return self.b(z, **controls)
+        return torch.lerp(self.a(z, **controls), self.b(z, **controls), mix)
+
+    def __repr__(self) -> str:
+        return f"crossfade({self.a!r}, {self.b!r})"
