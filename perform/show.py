@@ -58,7 +58,7 @@ class ShowConfig:
     http_port: int = 8080
     window: bool = False
     device: str = "auto"
-    precision: str = "fp32"  # StyleGAN checkpoints: "fp32", "bf16" (CPUs with AMX) or "fp16"
+    precision: str = "auto"  # StyleGAN arithmetic: see perform.models.stylegan.model.PRECISIONS
     bpm: float = 120.0
     osc_out: tuple[tuple[str, int], ...] = ()  # feedback targets from the start
     oscquery_port: int | None = None  # None: the HTTP port + 1 (any free port if that is 0)

@@ -124,7 +124,8 @@ def as_persistent(module: torch.nn.Module, easy_dict: type[dict]) -> Call:
             channel_base=c3.channel_base, channel_max=c3.channel_max, c_dim=c3.c_dim,
             img_resolution=c3.img_resolution, img_channels=c3.img_channels)
     if isinstance(module, sg2.SynthesisBlock):
-        state.update(architecture=module.architecture, resolution=module.resolution)
+        state.update(architecture=module.architecture, resolution=module.resolution,
+                     use_fp16=module.use_half)
     if isinstance(module, sg2.SynthesisLayer):
         state.update(conv_clamp=module.clamp, resolution=module.resolution)
     if isinstance(module, sg2.SG2Generator):
@@ -153,14 +154,16 @@ def save_nvlabs(generator: sg2.SG2Generator | sg3.SG3Generator, path: Path,
 
 
 def tiny(architecture: str = "skip", c_dim: int = 0, resolution: int = 32,
-         seed: int = 0, conv_clamp: float | None = None) -> sg2.SG2Generator:
+         seed: int = 0, conv_clamp: float | None = None,
+         num_fp16_res: int = 0) -> sg2.SG2Generator:
     """A random StyleGAN2 small enough for a test; noise strengths and w_avg made non-zero,
     as training leaves them, so every part of the network shows in the image."""
     torch.manual_seed(seed)
     config = sg2.SG2Config(z_dim=24, w_dim=32, c_dim=c_dim, img_resolution=resolution,
                        mapping_layers=2, mapping_features=32,
                        channels=sg2.SG2Config.channels_for(resolution, 512, 48),
-                       architecture=architecture, conv_clamp=conv_clamp)
+                       architecture=architecture, conv_clamp=conv_clamp,
+                       num_fp16_res=num_fp16_res)
     generator = sg2.SG2Generator(config).eval().requires_grad_(False)
     with torch.no_grad():
         for name, tensor in generator.named_parameters():

@@ -57,9 +57,9 @@ class ModelHost:
     CPPN_OPTIONS = ("seed", "z_dim", "hidden")
 
     def __init__(self, width: int, height: int, device: torch.device,
-                 precision: str = "fp32") -> None:
+                 precision: str = "auto") -> None:
         self.width, self.height, self.device = width, height, device
-        self.precision = precision  # for checkpoints: "fp32", "bf16" or "fp16"
+        self.precision = precision  # for checkpoints: see stylegan.model.PRECISIONS
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
 

@@ -129,9 +129,11 @@ def _nvlabs(path: Path) -> Checkpoint:
                           state, "nvlabs", path)
     synthesis = generator.child("synthesis")
     first = synthesis.child("b4").child("conv1")
+    blocks = [child for name, child in synthesis.children().items() if name.startswith("b")]
     hints = {"lr_mul": float(mapping.get("lr_multiplier", 0.01)),
              "conv_clamp": first.attribute("conv_clamp"),
-             "architecture": synthesis.child("b4").attribute("architecture")}
+             "architecture": synthesis.child("b4").attribute("architecture"),
+             "num_fp16_res": sum(bool(block.attribute("use_fp16")) for block in blocks)}
     return Checkpoint(infer_config(state, hints, path), state, "nvlabs", path)
 
 
@@ -344,6 +346,7 @@ def infer_config(state: dict[str, torch.Tensor], hints: dict[str, Any],
             img_channels=state[f"synthesis.b{top}.torgb.weight"].shape[0],
             channels={r: state[f"synthesis.b{r}.conv1.weight"].shape[0] for r in resolutions},
             architecture=architecture, lr_mul=float(hints.get("lr_mul", 0.01)),
-            conv_clamp=float(clamp) if clamp is not None else None)
+            conv_clamp=float(clamp) if clamp is not None else None,
+            num_fp16_res=int(hints.get("num_fp16_res", 0)))
     except (KeyError, IndexError) as exc:
         raise CheckpointError(f"{path.name}: not a StyleGAN2 generator (no {exc})") from None

@@ -8,7 +8,6 @@ of one architecture a weight morph under a fader (`StyleGANMorph`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,16 +22,21 @@ from perform.models.stylegan.morph import Morph
 from perform.models.stylegan.sg2 import NOISE_MODES, Noise, SG2Generator
 from perform.models.stylegan.sg3 import SG3Generator
 
-PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 pays on CPUs with AMX; fp16 is for GPUs
+# "mixed": half precision (fp16 on GPUs, bf16 on CPUs) on the blocks the checkpoint trained
+# that way, float32 elsewhere; "bf16" and "fp16" run everything in that type; "auto" is
+# "mixed" on CUDA and "fp32" elsewhere
+PRECISIONS = ("auto", "fp32", "mixed", "bf16", "fp16")
 
 
 class StyleGAN:
     """One generator on one device, drawing at the show's size."""
 
     def __init__(self, generator: SG2Generator | SG3Generator, name: str, width: int, height: int,
-                 device: torch.device, precision: str = "fp32") -> None:
+                 device: torch.device, precision: str = "auto") -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "auto":
+            precision = "mixed" if device.type == "cuda" else "fp32"
         self.generator, self.name, self.config = generator, name, generator.config
         self.width, self.height, self.device = width, height, device
         self.precision = precision
@@ -63,9 +67,7 @@ class StyleGAN:
         ws = self._ws(z, w, c)
         centre_w = self.w_avg if centre is None else self._vector(centre, self.w_dim, "centre")
         ws = centre_w.lerp(ws, float(psi))
-        with self._autocast():
-            image = self.generator.synthesis(ws[None], Noise(noise, float(noise_strength),
-                                                             float(noise_phase))).float()
+        image = self._draw(ws[None], Noise(noise, float(noise_strength), float(noise_phase)))
         if image.shape[-2:] != (self.height, self.width):
             image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
                                   align_corners=False, antialias=True)
@@ -107,11 +109,16 @@ class StyleGAN:
                                [math.sin(angle), math.cos(angle), ty], [0.0, 0.0, 1.0]])
         self.generator.synthesis.input.transform.copy_(camera)
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+    def _draw(self, ws: torch.Tensor, noise: Noise) -> torch.Tensor:
+        """The synthesis at this model's precision, as float32."""
+        half = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        if self.precision == "mixed" and isinstance(self.generator, SG2Generator):
+            return self.generator.synthesis(ws, noise, half=half)
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            with torch.autocast(self.device.type, dtype=dtype):
+                return self.generator.synthesis(ws, noise).float()
+        return self.generator.synthesis(ws, noise)  # fp32 (and StyleGAN3 under "mixed")
 
     def _ws(self, z: object, w: object, c: int) -> torch.Tensor:
         if (z is None) == (w is None):
@@ -147,7 +154,7 @@ class StyleGAN:
 
 
 def load_stylegan(path: Path, width: int, height: int, device: torch.device,
-                  precision: str = "fp32") -> StyleGAN:
+                  precision: str = "auto") -> StyleGAN:
     """A checkpoint file as a model a patch plays; channel-last on the CPU (see
     `SG2Generator.channels_last`)."""
     generator = read_checkpoint(path).build(device)

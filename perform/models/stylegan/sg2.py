@@ -58,6 +58,7 @@ class SG2Config:
     architecture: str = "skip"  # "skip", "resnet" or "orig"
     lr_mul: float = 0.01  # mapping learning-rate multiplier: weights are stored divided by it
     conv_clamp: float | None = None  # activations clamped to +-this (256 in ADA's defaults)
+    num_fp16_res: int = 0  # highest-resolution blocks trained in half precision (ADA: 4)
 
     @property
     def resolutions(self) -> list[int]:
@@ -271,6 +272,9 @@ class SynthesisBlock(nn.Module):
         self.architecture = c.architecture
         self.is_last = resolution == c.img_resolution
         self.memory_format = torch.contiguous_format
+        # the blocks the checkpoint trained in half precision: the ones "mixed" runs in half
+        first_half = max(2 ** (int(math.log2(c.img_resolution)) + 1 - c.num_fp16_res), 8)
+        self.use_half = c.num_fp16_res > 0 and resolution >= first_half
         resnet = c.architecture == "resnet" and resolution > 4
         if resolution == 4:
             self.const = nn.Parameter(torch.randn(out_channels, 4, 4))
@@ -293,6 +297,22 @@ class SynthesisBlock(nn.Module):
         return 1 if self.resolution == 4 else 2
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                noise: Noise, half: torch.dtype | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`half`: run this block in that dtype if the checkpoint trained it in half
+        precision (the clamp keeps activations in range); the RGB image stays float32."""
+        if half is not None and self.use_half:
+            with torch.autocast(ws.device.type, dtype=half):
+                x, rgb = self._layers(x, ws, noise)
+        else:  # after a half block, back to float32 (mixed precision only)
+            x, rgb = self._layers(x if x is None or half is None else x.float(), ws, noise)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        if rgb is not None:
+            img = rgb.float() if img is None else img + rgb.float()
+        return x, img
+
+    def _layers(self, x: torch.Tensor | None, ws: torch.Tensor,
                 noise: Noise) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.resolution == 4:
             x = self.const[None].expand(ws.shape[0], -1, -1, -1)
@@ -305,12 +325,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv1(x, ws[:, 1], noise)
             if shortcut is not None:
                 x = shortcut + x
-        if img is not None:
-            img = upsample2d(img, self.resample_filter)
-        if self.has_rgb:
-            rgb = self.torgb(x, ws[:, self.num_conv])
-            img = rgb if img is None else img + rgb
-        return x, img
+        return x, self.torgb(x, ws[:, self.num_conv]) if self.has_rgb else None
 
 
 class Synthesis(nn.Module):
@@ -322,12 +337,15 @@ class Synthesis(nn.Module):
         for resolution in config.resolutions:
             setattr(self, f"b{resolution}", SynthesisBlock(config, resolution))
 
-    def forward(self, ws: torch.Tensor, noise: Noise = Noise()) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise: Noise = Noise(),
+                half: torch.dtype | None = None) -> torch.Tensor:
+        """`half`: the dtype for the blocks the checkpoint trained in half precision
+        (float16 on a GPU, bfloat16 on a CPU); None runs everything in the input's dtype."""
         x = img = None
         start = 0
         for resolution in self.config.resolutions:
             block: SynthesisBlock = getattr(self, f"b{resolution}")
-            x, img = block(x, img, ws[:, start:start + block.num_conv + 1], noise)
+            x, img = block(x, img, ws[:, start:start + block.num_conv + 1], noise, half)
             start += block.num_conv
         assert img is not None
         return img
