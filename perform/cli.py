@@ -105,8 +105,9 @@ def parser() -> argparse.ArgumentParser:
                      "fps, errors); repeatable")
     run.add_argument("--osc-max-delay", type=positive, default=10.0, metavar="SECONDS",
                      help="hold timetagged bundles at most this far ahead (default 10)")
-    run.add_argument("--token", help="secret for /perform/patch/load and /perform/preset/save "
-                     "when --host is not loopback (default: a random one, printed at start)")
+    run.add_argument("--token", help="secret for /perform/patch/load, /perform/preset/save "
+                     "and MIDI learn when --host is not loopback (default: a random one, "
+                     "printed at start)")
 
     midi = commands.add_parser("midi", help="MIDI ports")
     midi.add_subparsers(dest="midi_command", required=True).add_parser(

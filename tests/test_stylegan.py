@@ -359,3 +359,20 @@ def test_the_reference_check_tells_a_matching_image_from_another(tmp_path: Path)
     other = subprocess.run([*tool, str(tmp_path / "seed7.png"), "--seed", "8"],
                            capture_output=True, text=True)
     assert other.returncode == 1 and other.stdout.startswith("DIFFER")
+
+
+def test_a_checkpoint_saved_again_is_read_again_with_its_morphs(tmp_path: Path) -> None:
+    """A newer training snapshot copied over the old file plays from the next patch load."""
+    a, b = str(tmp_path / "a.pkl"), str(tmp_path / "b.pkl")
+    save_nvlabs(tiny(seed=0), tmp_path / "a.pkl")
+    save_nvlabs(tiny(seed=0), tmp_path / "b.pkl")
+    host = ModelHost(32, 32, CPU)
+    first, pair = host.get(a), host.morph(a, b)
+    assert host.get(a) is first and host.morph(a, b) is pair  # unchanged: the same objects
+    save_nvlabs(tiny(seed=5), tmp_path / "a.pkl")
+    os.utime(a, ns=(0, 10**18))  # a later time, whatever the file system's resolution
+    again = host.get(a)
+    assert again is not first
+    z = torch.randn(24)
+    assert not torch.allclose(again(z), first(z))
+    assert host.morph(a, b) is not pair

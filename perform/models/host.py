@@ -8,6 +8,7 @@ so a reload never rebuilds or re-allocates a model.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +31,19 @@ CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth", ".safetensors")
 def is_checkpoint(name: str) -> bool:
     """A file name rather than a built-in model ("cppn:...")."""
     return name.lower().endswith(CHECKPOINT_SUFFIXES) or "/" in name or "\\" in name
+
+
+def _morphs(key: str, name: str) -> bool:
+    """Whether `key` is a morph ("morph(a|b)") with `name` on either side."""
+    return key.startswith("morph(") and name in key[len("morph("):-1].split("|")
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # missing: building it says so
+    return info.st_mtime_ns, info.st_size
 
 
 def parse_name(name: str) -> tuple[str, dict[str, int]]:
@@ -61,10 +75,19 @@ class ModelHost:
         self.width, self.height, self.device = width, height, device
         self.precision = precision  # for checkpoints: see stylegan.model.PRECISIONS
         self._models: dict[str, Any] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}  # checkpoint: (mtime, size)
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Any:
+        """The model, built the first time. A checkpoint file saved again since (a newer
+        training snapshot under the same name) is read again, and morphs using it rebuilt."""
         with self._lock:
+            if is_checkpoint(name):
+                stamp = _stamp(name)
+                if name in self._models and self._stamps.get(name) != stamp:
+                    for key in [k for k in self._models if k == name or _morphs(k, name)]:
+                        del self._models[key]
+                self._stamps[name] = stamp
             model = self._models.get(name)
             if model is None:
                 model = self._models[name] = self._build(name)
