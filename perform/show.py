@@ -179,7 +179,7 @@ class Show:
                      *self.http_address, *self.oscquery_address)
             if self.token is not None:
                 log.warning("perform listens beyond this machine; the token for /perform/"
-                            "patch/load and /perform/preset/save is %s", self.token)
+                            "patch/load, /perform/preset/save and MIDI learn is %s", self.token)
             await asyncio.to_thread(self.stop.wait)
 
     async def _each_frame(self) -> None:
