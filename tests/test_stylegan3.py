@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from small_gans import save_nvlabs
+from small_gans import tiny as tiny_sg2
 
+from perform.models.host import ModelError, ModelHost
 from perform.models.stylegan.checkpoints import convert, read_checkpoint
 from perform.models.stylegan.model import load_stylegan
 from perform.models.stylegan.sg2 import Noise
@@ -322,5 +324,26 @@ def test_a_stylegan3_model_moves_its_camera_and_refuses_what_it_cannot_do(
     torch.testing.assert_close(moved[:, 4:-6], still[:, 6:-4], atol=0.05, rtol=0)  # 2 px over
     assert not torch.allclose(model(z, psi=0.7, rotate=30.0), still, atol=0.05)
     torch.testing.assert_close(model(z, psi=0.7), still)  # back where it was
-    with pytest.raises(ValueError, match="StyleGAN2 models so far"):
-        model.directions()
+
+
+def test_stylegan3_models_have_directions_and_morph(tmp_path: Path, tiny_t: SG3Generator
+                                                    ) -> None:
+    a_path = save_nvlabs(tiny_t, tmp_path / "a.pkl")
+    b = tiny("t", 32, seed=3)
+    b.load_state_dict(tiny_t.state_dict())
+    with torch.no_grad():
+        for tensor in b.parameters():
+            tensor.add_(torch.randn_like(tensor) * 0.2)  # "fine-tuned" from a
+    host = ModelHost(32, 32, torch.device("cpu"))
+    model = host.get(str(a_path))
+    layout = model.directions("coarse", k=2)
+    assert layout.layers == (1, 2, 3)  # the input's affine is no style
+    z = torch.randn(32)
+    assert not torch.allclose(model(w=layout.apply(model.ws(z), [4.0])), model(z))
+    pair = host.morph(str(a_path), str(save_nvlabs(b, tmp_path / "b.pkl")))
+    torch.testing.assert_close(pair(z, mix=0.0), model(z))
+    torch.testing.assert_close(pair(z, mix=1.0), host.get(str(tmp_path / "b.pkl"))(z))
+    assert pair.morph.layer_mix(1.0, "coarse-a")["synthesis.L14_32_3.weight"] == 1.0
+    with pytest.raises(ModelError, match="A is a StyleGAN3, B a StyleGAN2; nor can they "
+                                         "crossfade from one z: A takes 32 numbers, B 24"):
+        host.morph(str(a_path), str(save_nvlabs(tiny_sg2(), tmp_path / "sg2.pkl")))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from perform.models.stylegan.sg2 import FullyConnected, SG2Generator, SynthesisBlock
+from perform.models.stylegan.sg3 import SG3Generator
 
 LAYER_GROUPS: dict[str, slice] = {
     "coarse": slice(0, 4),
@@ -67,10 +68,15 @@ def _check_layers(layers: Sequence[int], num_ws: int) -> tuple[int, ...]:
     return chosen
 
 
-def style_affines(generator: SG2Generator) -> list[tuple[int, FullyConnected]]:
+def style_affines(generator: SG2Generator | SG3Generator) -> list[tuple[int, FullyConnected]]:
     """Every (w index, affine) pair, walking the blocks the way the synthesis hands out w:
     conv0 reads the block's first w, conv1 the next, torgb the one after, which is also the
-    next block's first (so blocks without RGB leave it to that conv0 alone)."""
+    next block's first (so blocks without RGB leave it to that conv0 alone). A StyleGAN3's
+    layer i reads w index i + 1; its input's affine (a rotation and a shift, not a style)
+    takes no part."""
+    if isinstance(generator, SG3Generator):
+        return [(i + 1, getattr(generator.synthesis, spec.name).affine)
+                for i, spec in enumerate(generator.config.layers)]
     pairs: list[tuple[int, FullyConnected]] = []
     start = 0
     for resolution in generator.config.resolutions:
@@ -122,7 +128,7 @@ class Directions:
         return moved
 
 
-def factorise(generator: SG2Generator, layers: Sequence[int] | str = "all",
+def factorise(generator: SG2Generator | SG3Generator, layers: Sequence[int] | str = "all",
               k: int = 16) -> Directions:
     """The k directions in w that move the styles of `layers` (w indices, or a group name of
     LAYER_GROUPS) the most, by SeFa: top eigenvectors of A^T A, A the row-normalised stack
@@ -143,8 +149,12 @@ def factorise(generator: SG2Generator, layers: Sequence[int] | str = "all",
                              f"{generator.config.img_resolution}px ({num_ws} w indices)")
     else:
         chosen = _check_layers(layers, num_ws)
+    styled = style_affines(generator)
+    chosen = tuple(i for i in chosen if any(i == index for index, _ in styled))  # w with styles
+    if not chosen:
+        raise ValueError(f"no styled layers among {layers!r}")
     rows = [affine.weight.detach().to("cpu", torch.float64)
-            for index, affine in style_affines(generator) if index in chosen]
+            for index, affine in styled if index in chosen]
     stacked = torch.cat(rows)
     stacked = stacked / stacked.norm(dim=1, keepdim=True).clamp_min(1e-12)
     eigenvalues, eigenvectors = torch.linalg.eigh(stacked.T @ stacked)  # ascending

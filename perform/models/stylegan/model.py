@@ -81,8 +81,6 @@ class StyleGAN:
         """Meaningful directions in w (SeFa), strongest first, for these layers: "coarse",
         "middle", "fine", "all" or w indices. `.apply(ws, [1.5, -2])` moves a W+ along
         them. Computed once per choice, in a fraction of a second."""
-        if not isinstance(self.generator, SG2Generator):
-            raise ValueError(f"{self!r}: directions are computed for StyleGAN2 models so far")
         key = (layers if isinstance(layers, str) else tuple(layers), k)
         found = self._directions.get(key)
         if found is None:
@@ -168,8 +166,6 @@ class StyleGANMorph(StyleGAN):
     `pair(z, mix=0.3, curve="coarse-a")` draws with 30 % of B (see `morph.CURVES`)."""
 
     def __init__(self, a: StyleGAN, b: StyleGAN) -> None:
-        if not (isinstance(a.generator, SG2Generator) and isinstance(b.generator, SG2Generator)):
-            raise ValueError("weight morphs are for two StyleGAN2 models so far")
         self.morph = Morph(a.generator, b.generator)
         super().__init__(self.morph.generator, f"{a.name} | {b.name}", a.width, a.height,
                          a.device, a.precision)

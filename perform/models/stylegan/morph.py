@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 
 from perform.models.stylegan.sg2 import SG2Config, SG2Generator
+from perform.models.stylegan.sg3 import SG3Config, SG3Generator
 
 MAX_LISTED = 8  # differences named in one MorphError before the rest are counted
 LINEAR_BELOW = 1e-9  # sharpness under which the ramp is its limit, a straight line
@@ -31,8 +32,11 @@ class MorphError(ValueError):
     """Two models that cannot be morphed, saying exactly what differs."""
 
 
-def _config_differences(a: SG2Config, b: SG2Config) -> list[str]:
+def _config_differences(a: SG2Config | SG3Config, b: SG2Config | SG3Config) -> list[str]:
     """What differs between two configs, in the words a performer knows the models by."""
+    if type(a) is not type(b):
+        kinds = {SG2Config: "StyleGAN2", SG3Config: "StyleGAN3"}
+        return [f"A is a {kinds[type(a)]}, B a {kinds[type(b)]}"]
     found: list[str] = []
     if a.img_resolution != b.img_resolution:
         found.append(f"A is {a.img_resolution}px, B is {b.img_resolution}px")
@@ -40,21 +44,28 @@ def _config_differences(a: SG2Config, b: SG2Config) -> list[str]:
         def kind(c_dim: int) -> str:
             return f"conditional with {c_dim} classes" if c_dim else "unconditional"
         found.append(f"A is {kind(a.c_dim)}, B is {kind(b.c_dim)}")
-    if a.architecture != b.architecture:
-        found.append(f"A's architecture is {a.architecture}, B's is {b.architecture}")
     if a.mapping_layers != b.mapping_layers:
         found.append(f"A's mapping has {a.mapping_layers} layers, B's has {b.mapping_layers}")
-    for res in sorted(a.channels.keys() & b.channels.keys()):
-        if a.channels[res] != b.channels[res]:
-            found.append(f"b{res} has {a.channels[res]} channels in A and {b.channels[res]} in B")
-    named = {"img_resolution", "c_dim", "architecture", "mapping_layers", "channels"}
-    for f in dataclasses.fields(SG2Config):
+    if isinstance(a, SG2Config) and isinstance(b, SG2Config):
+        if a.architecture != b.architecture:
+            found.append(f"A's architecture is {a.architecture}, B's is {b.architecture}")
+        for res in sorted(a.channels.keys() & b.channels.keys()):
+            if a.channels[res] != b.channels[res]:
+                found.append(f"b{res} has {a.channels[res]} channels in A and "
+                             f"{b.channels[res]} in B")
+    elif isinstance(a, SG3Config) and isinstance(b, SG3Config) and a.layers != b.layers:
+        found += [f"layer {x.idx} is {x.name} in A and {y.name} in B" if x.name != y.name
+                  else f"layer {x.name} is designed differently in A and B"
+                  for x, y in zip(a.layers, b.layers, strict=False) if x != y]
+    named = {"img_resolution", "c_dim", "architecture", "mapping_layers", "channels", "layers"}
+    for f in dataclasses.fields(a):
         if f.name not in named and getattr(a, f.name) != getattr(b, f.name):
             found.append(f"{f.name} is {getattr(a, f.name)} in A and {getattr(b, f.name)} in B")
     return found
 
 
-def _tensor_differences(a: SG2Generator, b: SG2Generator) -> list[str]:
+def _tensor_differences(a: SG2Generator | SG3Generator,
+                        b: SG2Generator | SG3Generator) -> list[str]:
     """Keys, shapes, dtypes and devices: what `torch.lerp` between the two needs to agree."""
     sa, sb = a.state_dict(), b.state_dict()
     found = [f"{key} is only in A" for key in sa if key not in sb]
@@ -70,7 +81,7 @@ def _tensor_differences(a: SG2Generator, b: SG2Generator) -> list[str]:
     return sorted(found)
 
 
-def check_compatible(a: SG2Generator, b: SG2Generator) -> None:
+def check_compatible(a: SG2Generator | SG3Generator, b: SG2Generator | SG3Generator) -> None:
     """Raise MorphError naming every difference that makes a blend of `a` and `b` meaningless
     or impossible. The configs are compared first (every field: even lr_mul changes what a
     stored weight means); only when they agree are the tensors compared, since a config
@@ -83,12 +94,15 @@ def check_compatible(a: SG2Generator, b: SG2Generator) -> None:
         raise MorphError("cannot morph these models: " + "; ".join(listed))
 
 
-def depth(key: str, img_resolution: int) -> float:
+def depth(key: str, img_resolution: int, last_layer: int = 0) -> float:
     """Where a state-dict key sits between the mapping / 4x4 block (0) and the last block (1):
     (log2(res) - 2) / (log2(img_resolution) - 2) for `synthesis.b{res}.*`, 0 for `mapping.*`
-    (the mapping decides w, so it belongs with the coarsest layers)."""
-    if key.startswith("mapping."):
+    (the mapping decides w, so it belongs with the coarsest layers). A StyleGAN3's layer
+    `synthesis.L{i}_*` sits at i / `last_layer`, its input at 0."""
+    if key.startswith(("mapping.", "synthesis.input.")):
         return 0.0
+    if layer := re.match(r"synthesis\.L(\d+)_", key):
+        return int(layer[1]) / last_layer if last_layer else 0.0
     match = re.match(r"synthesis\.b(\d+)\.", key)
     if match is None:
         raise MorphError(f"{key} is neither a mapping nor a synthesis-block tensor")
@@ -143,15 +157,16 @@ class Morph:
     rewrites the weights that a running frame reads.
     """
 
-    def __init__(self, a: SG2Generator, b: SG2Generator) -> None:
+    def __init__(self, a: SG2Generator | SG3Generator, b: SG2Generator | SG3Generator) -> None:
         check_compatible(a, b)
         self.a, self.b = a, b
         self.generator = copy.deepcopy(a)
         res = a.config.img_resolution
+        last = len(a.config.layers) - 1 if isinstance(a.config, SG3Config) else 0
         blend, sa, sb = self.generator.state_dict(), a.state_dict(), b.state_dict()
         # (blended, A's, B's) tensor by key; the copy of A starts where share 0 puts it
         self._tensors = {key: (blend[key], sa[key], sb[key]) for key in blend}
-        self._depths = {key: depth(key, res) for key in blend}
+        self._depths = {key: depth(key, res, last) for key in blend}
         self._shares = dict.fromkeys(blend, 0.0)
         self._last: tuple[object, ...] | None = None
         self.recomputed = 0  # set() calls that changed the blend: a still fader adds nothing
@@ -165,7 +180,7 @@ class Morph:
         return {key: shape(d, mix, centre, sharpness) for key, d in self._depths.items()}
 
     def set(self, mix: float, curve: str = "uniform", centre: float = 0.5,
-            sharpness: float = 10.0) -> SG2Generator:
+            sharpness: float = 10.0) -> SG2Generator | SG3Generator:
         """Blend at these settings and return the blended generator. Nothing is done when the
         settings that matter to the curve are the ones already applied (a mix change under
         "swap" is no change), and a tensor whose share did not move is not rewritten."""
