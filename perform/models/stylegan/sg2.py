@@ -25,6 +25,7 @@ from torch import nn
 
 LRELU_SLOPE, LRELU_GAIN = 0.2, math.sqrt(2.0)
 DEMOD_EPS = 1e-8
+HALF_TYPES = (torch.float16, torch.bfloat16)
 FIR = (1.0, 3.0, 3.0, 1.0)  # the binomial up-sampling filter (outer product with itself)
 
 
@@ -199,9 +200,18 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: Noise = Noise()) -> torch.Tensor:
         styles = self.affine(w)  # [B, in]
         weight = self.weight
-        # sum over (in, kh, kw) of (weight * style)^2, without the per-sample weight tensor
-        demod = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + DEMOD_EPS).rsqrt()
-        x = x * styles[:, :, None, None]
+        half = torch.is_autocast_enabled(x.device.type) or x.dtype in HALF_TYPES
+        precise = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):  # at least float32: fp16 overflows
+            styles = styles.to(precise)
+            if half:
+                # demodulation undoes any scale of the styles: divided by their largest,
+                # activations times styles stay in half precision's range
+                styles = styles / styles.abs().amax(dim=1, keepdim=True).clamp_min(1e-8)
+            # sum over (in, kh, kw) of (weight * style)^2, without the per-sample weights
+            demod = (styles.square() @ weight.to(precise).square().sum(dim=(2, 3)).t()
+                     + DEMOD_EPS).rsqrt()
+        x = x * styles.to(x.dtype)[:, :, None, None]
         if self.up:
             x = conv_up2(x, weight, self.resample_filter)
         else:
