@@ -167,6 +167,7 @@ class Engine:
         while self.active is not None:
             patch = self.active
             began = self._clock()
+            folder = scope.folder.set(patch.path.parent)
             try:
                 image = to_rgb8(patch.frame(ctx), self.width, self.height)
             except Exception as exc:
@@ -179,6 +180,8 @@ class Engine:
                 self.active, self.fallback, self._active_ok = self.fallback, None, True
                 self.store.declare(self.active.params)
                 continue
+            finally:
+                scope.folder.reset(folder)
             self._active_ok = True
             if self.error is not None and patch.version > self.error.version:
                 self.error = None

@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import wait_for
 from PIL import Image
 from small_gans import save_nvlabs, tiny
 
 from perform.core.loader import PatchLoadError, load_patch
+from perform.core.params import ParamStore
+from perform.engine import Engine
 from perform.models.host import ModelError, ModelHost
 from perform.models.stylegan.checkpoints import CheckpointError, convert, read_checkpoint
 from perform.models.stylegan.model import load_stylegan
@@ -394,3 +397,27 @@ def test_fp16_stays_in_range_where_styles_are_large(tmp_path: Path) -> None:
     drawn = half(z)
     assert torch.isfinite(drawn).all() and drawn.std() > 0.01
     assert (drawn - exact(z)).abs().mean() < 0.01
+
+
+def test_a_checkpoint_first_asked_for_inside_frame_loads_without_stalling_it(
+        tmp_path: Path) -> None:
+    """Reading a checkpoint takes seconds; inside `frame` the patch gets a clear error (the
+    previous version or the last image stays up) until the background read is done."""
+    save_nvlabs(tiny(), tmp_path / "late.pkl")
+    (tmp_path / "broken.pkl").write_bytes(b"\x80\x04garbage")
+    patch = tmp_path / "show.py"
+    patch.write_text("import numpy as np\nfrom perform import models, param\n"
+                     "name = param('name', 'late.pkl')\n"
+                     "def frame(ctx):\n"
+                     "    model = models.load(str(name))\n"
+                     "    return model(np.zeros(model.z_dim))\n")
+    host = ModelHost(32, 32, CPU)
+    engine = Engine(ParamStore(), host, width=32, height=32, fps=30)
+    engine.offer(load_patch(patch, 1, host))
+    engine.render_one(0.0)
+    assert "being read in the background" in engine.error.message
+    wait_for(lambda: engine.render_one(0.1).image.std() > 0, what="the model to draw")
+    engine.store.set("name", "broken.pkl")
+    wait_for(lambda: engine.render_one(0.3) and engine.error
+             and "broken.pkl" in engine.error.message
+             and "background" not in engine.error.message, what="the file's own error")

@@ -74,13 +74,14 @@ class Patch:
 def load_patch(path: Path, version: int, models: ModelHost,
                setup_ctx: Callable[[], Ctx] | None = None) -> Patch:
     """Compile and run `path` as a new module; call its `setup(ctx)` if it has one."""
-    declared = scope.LoadScope(folder=path.parent)
+    declared = scope.LoadScope()
     try:
         source = path.read_text(encoding="utf-8")
         code = compile(source, str(path), "exec", dont_inherit=True)
         module = types.ModuleType(f"perform_patch_{path.stem}")
         module.__file__ = str(path)
         token, host_token = scope.loading.set(declared), scope.host.set(models)
+        folder_token = scope.folder.set(path.parent)
         try:
             exec(code, module.__dict__)
             frame = getattr(module, "frame", None)
@@ -92,6 +93,7 @@ def load_patch(path: Path, version: int, models: ModelHost,
         finally:
             scope.loading.reset(token)
             scope.host.reset(host_token)
+            scope.folder.reset(folder_token)
     except Exception as exc:
         raise PatchLoadError(PatchError.from_exception(exc, path, "load", version)) from exc
     return Patch(path, version, module, frame, tuple(declared.params),

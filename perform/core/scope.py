@@ -25,7 +25,6 @@ class LoadScope:
 
     params: list[ParamSpec] = field(default_factory=list)
     model_keys: set[str] = field(default_factory=set)
-    folder: Path | None = None  # the patch's folder: checkpoint paths are relative to it
 
 
 loading: ContextVar[LoadScope | None] = ContextVar("perform_loading", default=None)
@@ -33,3 +32,5 @@ host: ContextVar[ModelHost | None] = ContextVar("perform_model_host", default=No
 frame_values: ContextVar[Mapping[str, Value] | None] = ContextVar("perform_frame_values",
                                                                   default=None)
 store: ContextVar[ParamStore | None] = ContextVar("perform_param_store", default=None)
+# the folder of the patch being loaded or drawn: checkpoint paths are relative to it
+folder: ContextVar[Path | None] = ContextVar("perform_patch_folder", default=None)

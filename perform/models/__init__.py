@@ -14,9 +14,9 @@ import torch
 
 from perform.core import scope
 from perform.models.cppn import CPPN, CPPNMorph
-from perform.models.host import ModelError, ModelHost, is_checkpoint
+from perform.models.host import ModelError, ModelHost, ModelLoading, is_checkpoint
 
-__all__ = ["CPPN", "CPPNMorph", "ModelError", "load", "morph"]
+__all__ = ["CPPN", "CPPNMorph", "ModelError", "ModelLoading", "load", "morph"]
 
 _standalone: ModelHost | None = None
 
@@ -44,6 +44,8 @@ def load(name: str | Path) -> Any:
     loads that file, relative to the patch's folder."""
     key = _key(name)
     _note(key)
+    if is_checkpoint(key) and scope.frame_values.get() is not None:  # inside frame(ctx)
+        return _host().get_without_waiting(key)
     return _host().get(key)
 
 
@@ -51,8 +53,7 @@ def _key(name: str | Path) -> str:
     """The host's name for a model: checkpoint paths made absolute from the patch folder."""
     key = str(name)
     if is_checkpoint(key):
-        declaring = scope.loading.get()
-        folder = declaring.folder if declaring is not None and declaring.folder else Path.cwd()
+        folder = scope.folder.get() or Path.cwd()
         key = str((folder / Path(key).expanduser()).resolve())
     return key
 

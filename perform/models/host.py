@@ -25,6 +25,10 @@ class ModelError(ValueError):
     """A model name or file that cannot be used; the message is for the performer."""
 
 
+class ModelLoading(ModelError):
+    """A checkpoint asked for inside `frame` that is still being read in the background."""
+
+
 CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".pth", ".safetensors")
 
 
@@ -77,6 +81,36 @@ class ModelHost:
         self._models: dict[str, Any] = {}
         self._stamps: dict[str, tuple[int, int] | None] = {}  # checkpoint: (mtime, size)
         self._lock = threading.Lock()
+        self._loading: set[str] = set()  # checkpoints being read in the background
+        self._failed: dict[str, tuple[tuple[int, int] | None, Exception]] = {}
+
+    def get_without_waiting(self, name: str) -> Any:
+        """For the render thread: the model if it is ready, else ModelLoading while it is read
+        in a background thread (a checkpoint takes seconds; a frame cannot wait that long).
+        A file that failed raises its error again until it is saved anew."""
+        with self._lock:
+            if name in self._models and self._stamps.get(name) == _stamp(name):
+                return self._models[name]
+            failed = self._failed.get(name)
+            if failed is not None and failed[0] == _stamp(name):
+                raise failed[1]
+            if name not in self._loading:
+                self._loading.add(name)
+                threading.Thread(target=self._read_in_background, args=(name,),
+                                 name="perform-model-load", daemon=True).start()
+        raise ModelLoading(f"{Path(name).name} is being read in the background and draws once "
+                           "it is loaded; load models at the top of the patch to have them "
+                           "before the first frame")
+
+    def _read_in_background(self, name: str) -> None:
+        try:
+            self.get(name)
+        except Exception as exc:  # told to the patch at its next frame
+            with self._lock:
+                self._failed[name] = (_stamp(name), exc)
+        finally:
+            with self._lock:
+                self._loading.discard(name)
 
     def get(self, name: str) -> Any:
         """The model, built the first time. A checkpoint file saved again since (a newer
