@@ -21,6 +21,8 @@ import torch
 
 from perform.core.memory import keep_freed_memory
 from perform.models.stylegan.checkpoints import convert, read_checkpoint
+from perform.models.stylegan.directions import factorise
+from perform.models.stylegan.morph import Morph
 from perform.models.stylegan.sg2 import SG2Config, SG2Generator
 from perform.models.stylegan.sg3 import SG3Generator, design
 
@@ -74,6 +76,25 @@ def load_times(size: int, folder: Path, repeats: int = 3) -> None:
               f"{np.median(times) * 1e3:.0f} ms")
 
 
+def morph_and_directions(size: int, repeats: int = 5) -> None:
+    """What a fader on a morph costs the render thread, and SeFa at load."""
+    a, b = generator(size, torch.device("cpu")), generator(size, torch.device("cpu"))
+    pair = Morph(a, b)
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        pair.set(0.1 + 0.8 * i / repeats, "coarse-a")
+        times.append(time.perf_counter() - started)
+    print(f"morph set() at {size}px, every tensor moving: median "
+          f"{np.median(times) * 1e3:.1f} ms, p99 {np.percentile(times, 99) * 1e3:.1f} ms")
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        factorise(a, "all", 16)
+        times.append(time.perf_counter() - started)
+    print(f"SeFa directions at {size}px, all layers, k=16: median {np.median(times) * 1e3:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,9 +107,15 @@ def main() -> None:
                         help="leave glibc's malloc as it is (perform tunes it at start)")
     parser.add_argument("--stylegan3", choices=("t", "r"),
                         help="a StyleGAN3 of that configuration (NVlabs' channel counts)")
+    parser.add_argument("--morph", action="store_true",
+                        help="time a morph fader move and SeFa instead")
     parser.add_argument("--load", action="store_true",
                         help="time loading a pickle against its conversion instead")
     args = parser.parse_args()
+    if args.morph:
+        keep_freed_memory()
+        morph_and_directions(args.sizes[0])
+        return
     if args.load:
         with tempfile.TemporaryDirectory() as folder:
             load_times(args.sizes[0], Path(folder))
