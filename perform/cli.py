@@ -135,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per save
     keep_freed_memory()
     if args.command == "midi":
         return midi_list()
