@@ -147,7 +147,7 @@ class _Ports:
             self._probe = self._create()
         except Exception as exc:  # no MIDI system, or one that will not give us a client
             self.error = str(exc)
-            log.log(logging.WARNING if self.wanted else logging.INFO, "MIDI %s: %s", self.kind,
+            log.log(logging.WARNING if self.wanted else logging.DEBUG, "MIDI %s: %s", self.kind,
                     exc)
             return
         if virtual:

@@ -125,6 +125,8 @@ class MidiRig:
         self.outputs = await asyncio.to_thread(MidiOutputs, config.outputs, api=config.api,
                                                virtual=config.virtual)
         stack.push_async_callback(asyncio.to_thread, self.outputs.close)
+        if self.inputs.error and not (config.inputs or config.outputs):  # nothing was asked
+            log.info("MIDI off: %s", self.inputs.error)
         await self._rescan()
         if config.clock_out:
             self.clock = ClockSender(reading, self.outputs.send)
