@@ -45,6 +45,7 @@ class StyleGAN:
         self.num_ws, self.resolution = c.num_ws, c.img_resolution
         self.w_avg = self.generator.mapping.w_avg
         self._directions: dict[tuple[object, int], Directions] = {}
+        self._camera_at = (0.0, 0.0, 0.0)  # StyleGAN3: translate x, y and rotate, as drawn
 
     @torch.inference_mode()
     def w(self, z: object, c: int = 0) -> torch.Tensor:
@@ -102,6 +103,9 @@ class StyleGAN:
             if tx or ty or rotate:
                 raise ValueError(f"{self!r} is a StyleGAN2: camera moves need a StyleGAN3")
             return
+        if (tx, ty, float(rotate)) == self._camera_at:
+            return  # no copy to the device while the camera stands still
+        self._camera_at = (tx, ty, float(rotate))
         angle = math.radians(float(rotate))
         camera = torch.tensor([[math.cos(angle), -math.sin(angle), tx],
                                [math.sin(angle), math.cos(angle), ty], [0.0, 0.0, 1.0]])
@@ -153,10 +157,10 @@ class StyleGAN:
 
 def load_stylegan(path: Path, width: int, height: int, device: torch.device,
                   precision: str = "auto") -> StyleGAN:
-    """A checkpoint file as a model a patch plays; channel-last on the CPU (see
-    `SG2Generator.channels_last`)."""
+    """A checkpoint file as a model a patch plays; channel-last on the CPU and on CUDA, where
+    half-precision convolutions want it too (see `SG2Generator.channels_last`)."""
     generator = read_checkpoint(path).build(device)
-    if device.type == "cpu" and isinstance(generator, SG2Generator):
+    if device.type in ("cpu", "cuda") and isinstance(generator, SG2Generator):
         generator.channels_last()  # StyleGAN3 runs its feature maps channel-last itself
     return StyleGAN(generator, path.name, width, height, device, precision)
 
