@@ -123,10 +123,10 @@ class Engine:
                 var.reset(token)
         published = self._clock()
         frame = Frame(self._seq, t, image, values, version, patch_version, published, tempo.beat)
+        self.stats.record(published - started, patch_time, published)  # before outputs see it
         for mailbox in self.outputs:
             mailbox.put(frame)
         self._seq += 1
-        self.stats.record(published - started, patch_time, published)
         return frame
 
     def run(self, stop: threading.Event) -> None:

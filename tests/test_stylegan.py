@@ -232,6 +232,16 @@ def test_files_that_are_not_checkpoints_are_refused_with_their_name(
         read_checkpoint(path)
 
 
+def test_a_checkpoint_of_another_shape_is_refused_with_its_name(tmp_path: Path) -> None:
+    """A fork's layout (here a non-square 4x8 start, as some forks train) is not ours."""
+    generator = tiny()
+    with torch.no_grad():
+        generator.synthesis.b4.const = torch.nn.Parameter(torch.randn(48, 4, 8))
+    save_nvlabs(generator, tmp_path / "wide.pkl")
+    with pytest.raises(CheckpointError, match=r"wide\.pkl: does not match a StyleGAN2"):
+        read_checkpoint(tmp_path / "wide.pkl").build()
+
+
 def test_a_truncated_checkpoint_is_refused(tmp_path: Path) -> None:
     good = save_rosinality(tiny(), tmp_path / "good.pt")
     cut = tmp_path / "cut.pt"

@@ -71,7 +71,11 @@ class Checkpoint:
             elif name.endswith("resample_filter") and not separable(state[name].float()):
                 raise CheckpointError(f"{self.path.name}: {name} is not a separable filter; "
                                       "perform runs the standard binomial ones")
-        missing, unexpected = generator.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = generator.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # a tensor of another shape: a fork's layout, say
+            raise CheckpointError(f"{self.path.name}: does not match a StyleGAN2 of its own "
+                                  f"shape: {str(exc)[:300]}") from None
         if missing or unexpected:
             raise CheckpointError(f"{self.path.name}: does not match a StyleGAN2 of its own "
                                   f"shape (missing {missing[:4]}, unexpected {unexpected[:4]})")
