@@ -154,13 +154,13 @@ def save_nvlabs(generator: sg2.SG2Generator | sg3.SG3Generator, path: Path,
 
 
 def tiny(architecture: str = "skip", c_dim: int = 0, resolution: int = 32,
-         seed: int = 0, conv_clamp: float | None = None,
-         num_fp16_res: int = 0) -> sg2.SG2Generator:
+         seed: int = 0, conv_clamp: float | None = None, num_fp16_res: int = 0,
+         mapping_layers: int = 2) -> sg2.SG2Generator:
     """A random StyleGAN2 small enough for a test; noise strengths and w_avg made non-zero,
     as training leaves them, so every part of the network shows in the image."""
     torch.manual_seed(seed)
     config = sg2.SG2Config(z_dim=24, w_dim=32, c_dim=c_dim, img_resolution=resolution,
-                       mapping_layers=2, mapping_features=32,
+                       mapping_layers=mapping_layers, mapping_features=32,
                        channels=sg2.SG2Config.channels_for(resolution, 512, 48),
                        architecture=architecture, conv_clamp=conv_clamp,
                        num_fp16_res=num_fp16_res)

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+from small_gans import tiny
 
 from perform.models.stylegan.directions import (
     LAYER_GROUPS,
@@ -25,23 +26,6 @@ from perform.models.stylegan.directions import (
 from perform.models.stylegan.sg2 import FullyConnected, SG2Config, SG2Generator
 
 W_DIM = 32
-
-
-def tiny(architecture: str = "skip", resolution: int = 32, seed: int = 0) -> SG2Generator:
-    """A random StyleGAN2 small enough for a test, with noise and biases made non-zero as
-    training leaves them."""
-    torch.manual_seed(seed)
-    config = SG2Config(z_dim=24, w_dim=W_DIM, img_resolution=resolution, mapping_layers=2,
-                       mapping_features=32, channels=SG2Config.channels_for(resolution, 512, 48),
-                       architecture=architecture)
-    generator = SG2Generator(config).eval().requires_grad_(False)
-    with torch.no_grad():
-        for name, tensor in generator.named_parameters():
-            if name.endswith("noise_strength"):
-                tensor.fill_(0.3)
-            elif name.endswith(".bias"):
-                tensor.normal_(0.0, 0.1)
-    return generator
 
 
 def affines_by_index(generator: SG2Generator) -> dict[int, list[FullyConnected]]:

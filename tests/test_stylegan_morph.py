@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from small_gans import tiny
 
 from perform.models.stylegan.morph import (
     CURVES,
@@ -23,29 +24,9 @@ from perform.models.stylegan.morph import (
     depth,
     ramp,
 )
-from perform.models.stylegan.sg2 import SG2Config, SG2Generator
+from perform.models.stylegan.sg2 import SG2Generator
 
 RESOLUTIONS = (4, 8, 16, 32)  # tiny()'s blocks; depths 0, 1/3, 2/3 and 1
-
-
-def tiny(resolution: int = 32, c_dim: int = 0, architecture: str = "skip",
-         mapping_layers: int = 2, channel_max: int = 48, seed: int = 0) -> SG2Generator:
-    """A random StyleGAN2 small enough for a test; noise strengths, biases and w_avg made
-    non-zero, as training leaves them, so every blended tensor shows in the image."""
-    torch.manual_seed(seed)
-    config = SG2Config(z_dim=24, w_dim=32, c_dim=c_dim, img_resolution=resolution,
-                       mapping_layers=mapping_layers, mapping_features=32,
-                       channels=SG2Config.channels_for(resolution, 512, channel_max),
-                       architecture=architecture)
-    generator = SG2Generator(config).eval().requires_grad_(False)
-    with torch.no_grad():
-        for name, tensor in generator.named_parameters():
-            if name.endswith("noise_strength"):
-                tensor.fill_(0.3)
-            elif name.endswith(".bias"):
-                tensor.normal_(0.0, 0.1)
-        generator.mapping.w_avg.normal_(0.0, 0.5)
-    return generator
 
 
 def fine_tuned(generator: SG2Generator, seed: int = 1) -> SG2Generator:

@@ -82,18 +82,18 @@ class ModelHost:
         self._stamps: dict[str, tuple[int, int] | None] = {}  # checkpoint: (mtime, size)
         self._lock = threading.Lock()
         self._loading: set[str] = set()  # checkpoints being read in the background
-        self._failed: dict[str, tuple[tuple[int, int] | None, Exception]] = {}
+        self._failed: dict[str, Exception] = {}  # read in the background, and refused
 
     def get_without_waiting(self, name: str) -> Any:
         """For the render thread: the model if it is ready, else ModelLoading while it is read
         in a background thread (a checkpoint takes seconds; a frame cannot wait that long).
-        A file that failed raises its error again until it is saved anew."""
+        No file is looked at here: a file that failed raises its error again until a new
+        version of the patch runs (`keep_only`) and it is tried anew."""
         with self._lock:
-            if name in self._models and self._stamps.get(name) == _stamp(name):
+            if name in self._models:
                 return self._models[name]
-            failed = self._failed.get(name)
-            if failed is not None and failed[0] == _stamp(name):
-                raise failed[1]
+            if name in self._failed:
+                raise self._failed[name]
             if name not in self._loading:
                 self._loading.add(name)
                 threading.Thread(target=self._read_in_background, args=(name,),
@@ -107,7 +107,7 @@ class ModelHost:
             self.get(name)
         except Exception as exc:  # told to the patch at its next frame
             with self._lock:
-                self._failed[name] = (_stamp(name), exc)
+                self._failed[name] = exc
         finally:
             with self._lock:
                 self._loading.discard(name)
@@ -158,9 +158,11 @@ class ModelHost:
                          "crossfade the images instead")
 
     def keep_only(self, names: Iterable[str]) -> None:
-        """Forget models no running patch uses any more."""
+        """Forget models no running patch uses any more, and which files failed to load in
+        the background: the new version of the patch tries them again."""
         keep = set(names)
         with self._lock:
+            self._failed.clear()
             for name in [n for n in self._models if n not in keep]:
                 del self._models[name]
 

@@ -235,9 +235,9 @@ def _ours(path: Path) -> Checkpoint:
             raise CheckpointError(f"{path.name}: holds a {kind!r}, not a StyleGAN generator")
         channels = {int(k): v for k, v in saved["channels"].items()}
         return Checkpoint(SG2Config(**{**saved, "channels": channels}), state, "perform", path)
+    except CheckpointError:
+        raise
     except (SafetensorError, KeyError, ValueError, TypeError, OSError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
         raise CheckpointError(f"{path.name}: not a file made by `perform convert`: {exc}") from None
 
 
@@ -273,9 +273,9 @@ def _sg3_config(generator: Persistent, state: dict[str, torch.Tensor], lr_mul: f
             input_size=_square(source.attribute("size"), "input size", path),
             input_sampling_rate=float(source.attribute("sampling_rate")),
             input_bandwidth=float(source.attribute("bandwidth")), layers=layers)
-    except (CheckpointError, KeyError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
+    except CheckpointError:
+        raise
+    except KeyError as exc:
         raise CheckpointError(f"{path.name}: a StyleGAN3 without {exc}") from None
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: a StyleGAN3 whose layers perform cannot read: "
