@@ -15,42 +15,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from perform.core import scope
 from perform.core.frames import Frame, Mailbox
 from perform.core.loader import Patch, PatchError
 from perform.core.params import ParamStore
+from perform.core.readback import Readback
 from perform.core.stats import FrameStats
 from perform.models.host import ModelHost
 from perform.patch import Ctx
 from perform.tempo import FixedTempo, Tempo
 
 log = logging.getLogger("perform.engine")
-
-
-class FrameShapeError(ValueError):
-    pass
-
-
-def to_rgb8(image: Any, width: int, height: int) -> np.ndarray:
-    """A patch's return value as a fresh read-only (height, width, 3) uint8 array."""
-    if isinstance(image, torch.Tensor):
-        if image.dtype != torch.uint8:
-            image = image.detach().float().clamp(0.0, 1.0).mul(255.0).add(0.5).to(torch.uint8)
-        array = image.detach().cpu().numpy()
-    elif isinstance(image, np.ndarray):
-        array = image
-        if array.dtype != np.uint8:
-            array = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    else:
-        raise FrameShapeError(f"frame(ctx) must return an image, got {type(image).__name__}")
-    if array.shape != (height, width, 3):
-        raise FrameShapeError(f"frame(ctx) returned an image of shape {tuple(array.shape)}; "
-                              f"the show needs (height, width, 3) = ({height}, {width}, 3)")
-    out = np.array(array, dtype=np.uint8, copy=True, order="C")
-    out.flags.writeable = False
-    return out
 
 
 class Engine:
@@ -68,6 +44,7 @@ class Engine:
         self.last_tempo = self.tempo.reading(0.0)
         self.outputs = list(outputs)
         self.stats = stats or FrameStats()
+        self.readback = Readback()
         self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
         self._on_error, self._on_swap, self._clock = on_error, on_swap, clock
         self._pending: Patch | None = None
@@ -169,7 +146,7 @@ class Engine:
             began = self._clock()
             folder = scope.folder.set(patch.path.parent)
             try:
-                image = to_rgb8(patch.frame(ctx), self.width, self.height)
+                image = self.readback.rgb8(patch.frame(ctx), self.width, self.height)
             except Exception as exc:
                 self._active_ok = False
                 self.report(PatchError.from_exception(exc, patch.path, "frame", patch.version))

@@ -173,3 +173,11 @@ def tiny(architecture: str = "skip", c_dim: int = 0, resolution: int = 32,
                 tensor.normal_(0.0, 0.1)
         generator.mapping.w_avg.normal_(0.0, 0.5)
     return generator
+
+
+def tiny3(config: str = "t", img_resolution: int = 32, seed: int = 0) -> sg3.SG3Generator:
+    """A small random StyleGAN3: z/w 32, at most 32 feature maps."""
+    torch.manual_seed(seed)
+    spec = sg3.design(32, 32, img_resolution, config, channel_base=16 * img_resolution,
+                  channel_max=32)
+    return sg3.SG3Generator(spec).eval()

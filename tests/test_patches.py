@@ -12,7 +12,8 @@ from small_gans import save_nvlabs, tiny
 from perform.core import scope
 from perform.core.loader import load_patch
 from perform.core.params import ParamStore
-from perform.engine import Engine, FrameShapeError, to_rgb8
+from perform.core.readback import FrameShapeError, Readback
+from perform.engine import Engine
 from perform.models.host import ModelHost
 from perform.patch import param
 
@@ -100,13 +101,14 @@ def test_param_acts_as_its_current_value_in_arithmetic():
 
 
 def test_frames_accept_float_and_uint8_images_and_refuse_wrong_shapes():
+    rgb8 = Readback().rgb8
     floats = torch.full((4, 5, 3), 0.5)
-    assert to_rgb8(floats, 5, 4).max() == 128
-    assert to_rgb8(np.zeros((4, 5, 3), np.uint8), 5, 4).flags.writeable is False
+    assert rgb8(floats, 5, 4).max() == 128
+    assert rgb8(np.zeros((4, 5, 3), np.uint8), 5, 4).flags.writeable is False
     with pytest.raises(FrameShapeError, match=r"\(4, 5, 3\)"):
-        to_rgb8(np.zeros((5, 4, 3)), 5, 4)
+        rgb8(np.zeros((5, 4, 3)), 5, 4)
     with pytest.raises(FrameShapeError, match="must return an image"):
-        to_rgb8(None, 5, 4)
+        rgb8(None, 5, 4)
 
 
 def test_phase_glides_when_the_speed_knob_moves():

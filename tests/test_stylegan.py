@@ -285,6 +285,20 @@ def test_the_model_draws_at_the_shows_size_with_the_performers_controls(tmp_path
         model(z, noise="loud")
 
 
+def test_noise_controls_given_as_tensors_draw_what_numbers_draw() -> None:
+    """A CUDA graph reads the noise strength and phase from device tensors it replays with;
+    the drawing must not depend on which of the two it is given."""
+    generator = tiny()
+    synthesis, ws = generator.synthesis, torch.randn(1, generator.num_ws, 32)
+    for mode, strength, phase in (("const", 0.6, 0.0), ("animated", 1.4, 0.3),
+                                  ("animated", 1.0, 0.85)):
+        numbers = synthesis(ws, Noise(mode, strength, phase))
+        tensors = synthesis(ws, Noise(mode, torch.tensor(strength), torch.tensor(phase)))
+        torch.testing.assert_close(tensors, numbers, rtol=0, atol=1e-5)  # float32 cos
+    assert not torch.allclose(synthesis(ws, Noise("animated", 1.0, 0.3)),
+                              synthesis(ws, Noise("animated", 1.0, 0.85)))
+
+
 def test_a_patch_loads_a_checkpoint_beside_it_and_perform_convert_writes_one(
         tmp_path: Path) -> None:
     save_rosinality(tiny(), tmp_path / "mine.pt")

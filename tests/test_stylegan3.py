@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from small_gans import save_nvlabs
+from small_gans import save_nvlabs, tiny3
 from small_gans import tiny as tiny_sg2
 
 from perform.models.host import ModelError, ModelHost
@@ -41,14 +41,6 @@ NAMES_R_1024 = ("L0_36_1024 L1_36_1024 L2_52_1024 L3_52_1024 L4_84_1024 L5_148_1
                 "L12_1044_64 L13_1024_64 L14_1024_3")
 
 
-def tiny(config: str = "t", img_resolution: int = 32, seed: int = 0) -> SG3Generator:
-    """A small random generator: z/w 32, at most 32 feature maps."""
-    torch.manual_seed(seed)
-    spec = design(32, 32, img_resolution, config, channel_base=16 * img_resolution,
-                  channel_max=32)
-    return SG3Generator(spec).eval()
-
-
 def draw(generator: SG3Generator, seed: int = 1) -> torch.Tensor:
     z = torch.randn(1, generator.config.z_dim, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -62,12 +54,12 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def tiny_t() -> SG3Generator:
-    return tiny("t", 32)
+    return tiny3("t", 32)
 
 
 @pytest.fixture(scope="module")
 def tiny_r() -> SG3Generator:
-    return tiny("r", 64)
+    return tiny3("r", 64)
 
 
 # -- the schedule --------------------------------------------------------------------------
@@ -187,7 +179,7 @@ def test_designed_filters_pass_below_the_cutoff_and_stop_beyond_the_stopband() -
 
 @pytest.mark.parametrize(("config", "resolution"), [("t", 32), ("r", 64)])
 def test_tiny_generators_draw_images_that_depend_on_z(config: str, resolution: int) -> None:
-    generator = tiny(config, resolution)
+    generator = tiny3(config, resolution)
     assert generator.num_ws == 16
     one, other = draw(generator, seed=1), draw(generator, seed=2)
     assert one.shape == (1, 3, resolution, resolution)
@@ -302,7 +294,7 @@ def test_camera_rotation_changes_the_image(tiny_t: SG3Generator) -> None:
 @pytest.mark.parametrize("config", ["t", "r"])
 def test_an_nvlabs_stylegan3_pickle_and_its_conversion_draw_what_the_generator_draws(
         tmp_path: Path, config: str) -> None:
-    generator = tiny(config, 32 if config == "t" else 64)
+    generator = tiny3(config, 32 if config == "t" else 64)
     pickled = save_nvlabs(generator, tmp_path / "network-snapshot-000200.pkl")
     nvlabs = read_checkpoint(pickled)
     assert nvlabs.kind == "stylegan3" and nvlabs.config == generator.config
@@ -329,7 +321,7 @@ def test_a_stylegan3_model_moves_its_camera_and_refuses_what_it_cannot_do(
 def test_stylegan3_models_have_directions_and_morph(tmp_path: Path, tiny_t: SG3Generator
                                                     ) -> None:
     a_path = save_nvlabs(tiny_t, tmp_path / "a.pkl")
-    b = tiny("t", 32, seed=3)
+    b = tiny3("t", 32, seed=3)
     b.load_state_dict(tiny_t.state_dict())
     with torch.no_grad():
         for tensor in b.parameters():

@@ -5,7 +5,10 @@
 256x256 uses channel_base 16384 (ADA's default below 512); 512 and 1024 use config-f's
 channel counts (channel_base 32768, at most 512 maps). Each frame maps a fresh z and
 synthesises with constant noise, through the same `StyleGAN` a patch plays (truncation,
-resize, 0..1 output), and the image is copied to the host.
+resize, 0..1 output), and the image reaches the host as the engine reads it back.
+
+On CUDA every precision runs twice, eagerly and through recorded CUDA graphs (what perform
+does), and the last line per size is the fast path's speed-up over eager fp32.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 import torch
 
 from perform.core.memory import keep_freed_memory
+from perform.core.readback import Readback
+from perform.models.graphs import SETTLE
 from perform.models.stylegan.checkpoints import convert, read_checkpoint
 from perform.models.stylegan.directions import factorise
 from perform.models.stylegan.model import PRECISIONS, StyleGAN
@@ -42,18 +47,20 @@ def generator(size: int, device: torch.device) -> SG2Generator:
 
 
 def frame_times(g: SG2Generator | SG3Generator, frames: int, warmup: int,
-                precision: str) -> np.ndarray:
+                precision: str, graphs: bool) -> np.ndarray:
     """Milliseconds per frame as a patch gets it: `model(z, psi=0.7)` through `StyleGAN` at
-    this precision, the image copied to the host."""
+    this precision, the image read back to the host as the engine does it."""
     device = g.mapping.w_avg.device
     size = g.config.img_resolution
-    model = StyleGAN(g, "bench", size, size, device, precision)
+    model = StyleGAN(g, "bench", size, size, device, precision, graphs)
+    readback = Readback()
+    skip = max(warmup, SETTLE + 1) if graphs else warmup  # graphs record on the SETTLE-th
     times = []
-    for i in range(warmup + frames):
+    for i in range(skip + frames):
         z = torch.randn(g.config.z_dim, device=device)
         started = time.perf_counter()
-        model(z, psi=0.7).cpu()  # the frame reaches the host: what an output needs
-        if i >= warmup:
+        readback.rgb8(model(z, psi=0.7), size, size)  # what every output needs
+        if i >= skip:
             times.append(time.perf_counter() - started)
     return np.array(times) * 1e3
 
@@ -131,11 +138,18 @@ def main() -> None:
         what = (f"StyleGAN3-{args.stylegan3.upper()}" if args.stylegan3
                 else f"channel_base {CHANNEL_BASE[size]}")
         params = sum(p.numel() for p in g.parameters()) / 1e6
-        for precision in args.precisions:
-            ms = frame_times(g, args.frames, args.warmup, precision)
-            print(f"{size}x{size} ({what}, {params:.1f} M params) {precision}: median "
-                  f"{np.median(ms):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms "
-                  f"({1000 / np.median(ms):.1f} fps)")
+        medians = {}
+        for graphs in (False, True) if device.type == "cuda" else (False,):
+            for precision in args.precisions:
+                ms = frame_times(g, args.frames, args.warmup, precision, graphs)
+                medians[precision, graphs] = np.median(ms)
+                print(f"{size}x{size} ({what}, {params:.1f} M params) {precision}"
+                      f"{' graphed' if graphs else ''}: median {np.median(ms):.2f} ms, "
+                      f"p99 {np.percentile(ms, 99):.2f} ms ({1000 / np.median(ms):.1f} fps)")
+        if ("fp32", False) in medians and len(medians) > 1:
+            (precision, graphs), best = min(medians.items(), key=lambda item: item[1])
+            print(f"{size}x{size}: {precision}{' graphed' if graphs else ''} is "
+                  f"{medians['fp32', False] / best:.2f}x eager fp32")
 
 
 if __name__ == "__main__":

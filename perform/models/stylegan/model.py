@@ -9,13 +9,14 @@ of one architecture a weight morph under a fader (`StyleGANMorph`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from perform.models.graphs import Graphed
 from perform.models.stylegan.checkpoints import read_checkpoint
 from perform.models.stylegan.directions import Directions, factorise
 from perform.models.stylegan.morph import Morph
@@ -29,10 +30,11 @@ PRECISIONS = ("auto", "fp32", "mixed", "bf16", "fp16")
 
 
 class StyleGAN:
-    """One generator on one device, drawing at the show's size."""
+    """One generator on one device, drawing at the show's size. On CUDA the synthesis runs
+    as a recorded graph once a frame has settled (`graphs=False`: always eagerly)."""
 
     def __init__(self, generator: SG2Generator | SG3Generator, name: str, width: int, height: int,
-                 device: torch.device, precision: str = "auto") -> None:
+                 device: torch.device, precision: str = "auto", graphs: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision is one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "auto":
@@ -46,6 +48,7 @@ class StyleGAN:
         self.w_avg = self.generator.mapping.w_avg
         self._directions: dict[tuple[object, int], Directions] = {}
         self._camera_at = (0.0, 0.0, 0.0)  # StyleGAN3: translate x, y and rotate, as drawn
+        self._picture = Graphed(self._synthesise, name, graphs and device.type == "cuda")
 
     @torch.inference_mode()
     def w(self, z: object, c: int = 0) -> torch.Tensor:
@@ -68,11 +71,7 @@ class StyleGAN:
         ws = self._ws(z, w, c)
         centre_w = self.w_avg if centre is None else self._vector(centre, self.w_dim, "centre")
         ws = centre_w.lerp(ws, float(psi))
-        image = self._draw(ws[None], Noise(noise, float(noise_strength), float(noise_phase)))
-        if image.shape[-2:] != (self.height, self.width):
-            image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
-                                  align_corners=False, antialias=True)
-        return image[0, :3].permute(1, 2, 0).mul(0.5).add(0.5).clamp(0.0, 1.0)
+        return self._picture(noise, (ws[None],), (float(noise_strength), float(noise_phase)))
 
     def ws(self, z: object, c: int = 0) -> torch.Tensor:
         """W+ of latent `z`: its w once per layer, ready for mixing and directions."""
@@ -109,7 +108,17 @@ class StyleGAN:
         angle = math.radians(float(rotate))
         camera = torch.tensor([[math.cos(angle), -math.sin(angle), tx],
                                [math.sin(angle), math.cos(angle), ty], [0.0, 0.0, 1.0]])
-        self.generator.synthesis.input.transform.copy_(camera)
+        self.generator.synthesis.input.transform.copy_(camera, non_blocking=True)
+
+    def _synthesise(self, noise_mode: Hashable, tensors: Sequence[torch.Tensor],
+                    scalars: Sequence[float | torch.Tensor]) -> torch.Tensor:
+        """W+ to the show's picture: what a CUDA graph records (see `Graphed`)."""
+        (ws,), (strength, phase) = tensors, scalars
+        image = self._draw(ws, Noise(str(noise_mode), strength, phase))
+        if image.shape[-2:] != (self.height, self.width):
+            image = F.interpolate(image, size=(self.height, self.width), mode="bilinear",
+                                  align_corners=False, antialias=True)
+        return image[0, :3].permute(1, 2, 0).mul(0.5).add(0.5).clamp(0.0, 1.0)
 
     def _draw(self, ws: torch.Tensor, noise: Noise) -> torch.Tensor:
         """The synthesis at this model's precision, as float32."""
@@ -129,7 +138,7 @@ class StyleGAN:
             mapped = self.generator.mapping(self._vector(z, self.z_dim, "z")[None],
                                             self._class(c))[0]
             return mapped.expand(self.num_ws, -1)
-        t = torch.as_tensor(w, dtype=torch.float32, device=self.device)
+        t = self._upload(w)
         if t.shape == (self.w_dim,):
             return t.expand(self.num_ws, -1)
         if t.shape == (self.num_ws, self.w_dim):
@@ -137,8 +146,12 @@ class StyleGAN:
         raise ValueError(f"{self!r} takes w as {self.w_dim} numbers or {self.num_ws} x "
                          f"{self.w_dim} (one per layer), got shape {tuple(t.shape)}")
 
+    def _upload(self, value: object) -> torch.Tensor:
+        """Numbers from the patch onto the device without waiting for the frame before."""
+        return torch.as_tensor(value, dtype=torch.float32).to(self.device, non_blocking=True)
+
     def _vector(self, value: object, length: int, what: str) -> torch.Tensor:
-        t = torch.as_tensor(value, dtype=torch.float32, device=self.device).reshape(-1)
+        t = self._upload(value).reshape(-1)
         if t.numel() != length:
             raise ValueError(f"{self!r} takes {what} as {length} numbers, got {t.numel()}")
         return t
@@ -148,7 +161,7 @@ class StyleGAN:
             return None
         if not 0 <= int(c) < self.c_dim:
             raise ValueError(f"{self!r} has classes 0 to {self.c_dim - 1}, got {c}")
-        return F.one_hot(torch.tensor([int(c)], device=self.device), self.c_dim).float()
+        return self._upload(F.one_hot(torch.tensor([int(c)]), self.c_dim))
 
     def __repr__(self) -> str:
         kind = "StyleGAN3" if isinstance(self.generator, SG3Generator) else "StyleGAN2"

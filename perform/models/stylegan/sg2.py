@@ -34,11 +34,14 @@ class Noise:
     """How the per-pixel noise plays: the trained fields ("const", the same every frame),
     fresh noise each frame ("random"), a smooth loop ("animated": at `phase` 0 and 1 the
     trained field, in between a second field rotated in so the variance never changes),
-    or none. `strength` scales what training chose."""
+    or none. `strength` scales what training chose.
+
+    `strength` and `phase` may be 0-d tensors on the model's device: a recorded CUDA graph
+    reads them from there, so they can change between replays."""
 
     mode: str = "const"
-    strength: float = 1.0
-    phase: float = 0.0
+    strength: float | torch.Tensor = 1.0
+    phase: float | torch.Tensor = 0.0
 
 
 NOISE_MODES = ("const", "random", "animated", "none")
@@ -235,8 +238,11 @@ class SynthesisLayer(nn.Module):
             x.add_(torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype) * strength)
         elif noise.mode == "animated":
             angle = 2.0 * math.pi * noise.phase
-            field = self.noise_const * math.cos(angle) + self.noise_loop * math.sin(angle)
-            x.add_(field * strength)
+            if isinstance(angle, torch.Tensor):  # read on the device: no sync, graph-safe
+                cos, sin = angle.cos(), angle.sin()
+            else:
+                cos, sin = math.cos(angle), math.sin(angle)
+            x.add_((self.noise_const * cos + self.noise_loop * sin) * strength)
 
 
 class ToRGB(nn.Module):

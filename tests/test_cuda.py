@@ -1,0 +1,92 @@
+"""The CUDA fast path: recorded graphs, half precision and the pinned readback.
+
+Skipped where torch sees no CUDA device (CI, and this project's usual machines); run on a
+GPU machine with `tools/gpu_check.sh`, which also times the fast path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from small_gans import save_nvlabs, tiny, tiny3
+
+from perform.core.readback import Readback
+from perform.models.graphs import SETTLE
+from perform.models.stylegan.model import StyleGAN, StyleGANMorph, load_stylegan
+from perform.models.stylegan.sg3 import SG3Generator
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = torch.device("cuda")
+
+
+def pair(path: Path, **config: object) -> tuple[StyleGAN, StyleGAN]:
+    """One checkpoint loaded twice on the GPU: through graphs, and always eagerly."""
+    save_nvlabs(tiny(**config), path)
+    graphed = load_stylegan(path, 40, 24, CUDA, "fp32")
+    eager = load_stylegan(path, 40, 24, CUDA, "fp32")
+    eager._picture.enabled = False
+    return graphed, eager
+
+
+def test_a_replayed_graph_draws_what_the_eager_model_draws(tmp_path: Path) -> None:
+    graphed, eager = pair(tmp_path / "g.pkl")
+    z = torch.randn(24, device=CUDA)
+    for i in range(SETTLE + 4):  # eager until settled, then replays
+        controls = {"psi": 0.5 + 0.05 * i, "noise": "animated", "noise_phase": 0.1 * i,
+                    "noise_strength": 1.0 + 0.1 * i}
+        torch.testing.assert_close(graphed(z * (1 + i), **controls),
+                                   eager(z * (1 + i), **controls), rtol=0, atol=1e-5)
+    assert graphed._picture.replays == 4 + 1  # the recording call replays too
+    for _ in range(SETTLE):
+        image = graphed(z, noise="random")
+    assert not torch.equal(image, graphed(z, noise="random"))  # fresh noise each replay
+
+
+def test_a_graph_sees_a_morph_fader_move(tmp_path: Path) -> None:
+    save_nvlabs(tiny(seed=1), tmp_path / "a.pkl")
+    save_nvlabs(tiny(seed=2), tmp_path / "b.pkl")
+    a, b = (load_stylegan(tmp_path / f"{n}.pkl", 40, 24, CUDA, "fp32") for n in "ab")
+    morph = StyleGANMorph(a, b)
+    z = torch.randn(24, device=CUDA)
+    for _ in range(SETTLE + 1):
+        morph(z, mix=0.0)
+    assert morph._picture.replays > 0
+    torch.testing.assert_close(morph(z, mix=1.0), b(z), rtol=0, atol=1e-5)
+
+
+def test_a_stylegan3_camera_moves_through_a_graph() -> None:
+    generator = tiny3().to(CUDA)
+    assert isinstance(generator, SG3Generator)
+    graphed = StyleGAN(generator, "g3", 32, 32, CUDA, "fp32")
+    z = torch.randn(generator.config.z_dim, device=CUDA)
+    still = [graphed(z) for _ in range(SETTLE + 1)][-1]
+    moved = graphed(z, translate=(0.1, 0.0), rotate=10.0)
+    assert graphed._picture.replays >= 2 and not torch.allclose(moved, still)
+    graphed._picture.enabled = False
+    torch.testing.assert_close(graphed(z, translate=(0.1, 0.0), rotate=10.0), moved,
+                               rtol=0, atol=1e-5)
+
+
+def test_fp16_on_the_gpu_draws_within_a_stated_tolerance_of_fp32(tmp_path: Path) -> None:
+    """fp16 keeps 11 bits of mantissa: within a level of 255 on average, a few at worst."""
+    save_nvlabs(tiny(resolution=64, conv_clamp=256.0, num_fp16_res=2), tmp_path / "g.pkl")
+    exact = load_stylegan(tmp_path / "g.pkl", 64, 64, CUDA, "fp32")
+    for precision in ("mixed", "fp16"):
+        fast = load_stylegan(tmp_path / "g.pkl", 64, 64, CUDA, precision)
+        for seed in range(SETTLE + 2):
+            z = torch.randn(24, device=CUDA, generator=torch.Generator(CUDA).manual_seed(seed))
+            difference = (exact(z, psi=0.7) - fast(z, psi=0.7)).abs()
+            assert difference.mean() < 0.004 and difference.max() < 0.03, precision
+
+
+def test_the_pinned_readback_gives_the_bytes_the_cpu_path_gives() -> None:
+    readback = Readback()
+    image = torch.rand(24, 40, 3, device=CUDA)
+    for _ in range(2):  # the second frame reuses the pinned buffer
+        frame = readback.rgb8(image, 40, 24)
+        expected = readback.rgb8(image.cpu(), 40, 24)
+        assert np.array_equal(frame, expected) and not frame.flags.writeable
+        image = image.flip(0)
