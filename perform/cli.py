@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from perform.core.fit import parse_size
 from perform.core.loader import PatchLoadError, load_patch
 from perform.core.memory import keep_freed_memory
 from perform.core.params import ParamStore
@@ -18,6 +19,7 @@ from perform.engine import Engine
 from perform.midi.rig import MidiConfig
 from perform.models.host import ModelHost
 from perform.models.stylegan.model import PRECISIONS
+from perform.outputs.base import OutputSpec
 from perform.outputs.recording import open_writer
 from perform.outputs.window import display_available
 from perform.show import Show, ShowConfig, pick_device
@@ -27,14 +29,17 @@ DEFAULT_PATCH = Path(__file__).resolve().parent.parent / "patches" / "spacewalk.
 
 
 def size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
     try:
-        w, h = int(width), int(height)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} should look like 512x512") from None
-    if not sep or not (8 <= w <= 8192 and 8 <= h <= 8192):
-        raise argparse.ArgumentTypeError(f"size {text!r} should look like 512x512 (8 to 8192)")
-    return w, h
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def output(text: str) -> OutputSpec:
+    try:
+        return OutputSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive(text: str) -> float:
@@ -68,8 +73,15 @@ def parser() -> argparse.ArgumentParser:
                      help="do not advertise OSCQuery/OSC with mDNS (Bonjour)")
     run.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only)")
-    run.add_argument("--output", action="append", choices=("window", "preview", "none"),
-                     help="window where a display exists; the browser preview always runs")
+    run.add_argument("--output", action="append", type=output, metavar="KIND[:OPTION=VALUE,...]",
+                     help="where frames go (repeatable, all at once): window (screen=N, "
+                     "fullscreen, vsync=off, overlay, fit=crop), record:path=show.mp4 "
+                     "(codec=hevc), ndi:name=perform (alpha=luma), virtualcam, spout, syphon; "
+                     "each also takes size=WxH, fit=letterbox|crop|stretch and fps=N. Default: "
+                     "a window where a display exists. The browser preview always runs")
+    run.add_argument("--stills", type=Path, metavar="FOLDER",
+                     help="where stills go (/perform/still, S in the window, the preview's "
+                     "button); default: the patch folder's stills/")
     run.add_argument("--headless", action="store_true", help="no window")
     run.add_argument("--device", default="auto",
                      help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda or mps")
@@ -155,12 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     midi = None if args.no_midi else MidiConfig(
         inputs=tuple(args.midi_in), outputs=tuple(args.midi_out), maps=tuple(args.midi_map),
         clock_in=args.midi_clock, clock_out=args.midi_clock_out)
-    outputs = set(args.output or ["window", "preview"])
-    window = "window" in outputs and not args.headless and display_available()
+    specs = args.output or [OutputSpec("window", {})]
+    window = next((spec for spec in specs if spec.kind == "window"), None)
+    if window is not None and (args.headless or not display_available()):
+        if args.output:
+            print("perform: no display here: no window", file=sys.stderr)
+        window = None
+    outputs = tuple(spec for spec in specs if spec.kind not in ("window", "preview", "none"))
     try:
         show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
                                fps=args.fps, host=args.host, osc_port=args.osc_port,
-                               http_port=args.http_port, window=window, device=args.device,
+                               http_port=args.http_port, window=window, outputs=outputs,
+                               stills=args.stills, device=args.device,
                                precision=args.precision,
                                bpm=args.bpm, osc_out=tuple(args.osc_out),
                                oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/perform/feedback/remove": ("i", "stop feedback to the sender's host at this port"),
     "/perform/midi/learn": ("s", "bind the next MIDI control moved to this param; answers "
                                  "/perform/midi/learned (no argument: cancel)"),
+    "/perform/still": ("", "save the frame on screen as a PNG in the stills folder; answers "
+                           "/perform/still/saved with its path"),
 }
 
 
@@ -96,31 +98,46 @@ def server_commands(show: Show) -> dict[str, Command]:
             result = show.midi.learn(param)
         except LearnError as exc:
             raise CommandError(str(exc)) from None
-        result.add_done_callback(functools.partial(_tell_learned, peer))
+        result.add_done_callback(functools.partial(_tell, peer, "/perform/midi/learn",
+                                                      _learned))
+
+    def still(args: tuple[Any, ...], peer: Peer) -> None:
+        _with_token(show, args, 0)
+        saving = asyncio.ensure_future(show.still())
+        saving.add_done_callback(functools.partial(_tell, peer, "/perform/still", _saved))
 
     handlers: dict[str, Command] = {
         "/perform/reload": reload, "/perform/patch/load": load_patch,
         "/perform/preset/save": save, "/perform/preset/load": load, "/perform/fps": fps,
         "/perform/ping": ping, "/perform/feedback/add": feedback(show.feedback.add_target),
         "/perform/feedback/remove": feedback(show.feedback.remove_target),
-        "/perform/midi/learn": learn,
+        "/perform/midi/learn": learn, "/perform/still": still,
     }
     assert handlers.keys() == COMMANDS.keys()
     return handlers
 
 
-def _tell_learned(peer: Peer, result: asyncio.Future[Learned]) -> None:
-    """The outcome of a MIDI learn, to whoever asked for it (maybe long gone)."""
+def _tell(peer: Peer, command: str, reply: Callable[[Any], tuple[str, tuple[Any, ...]]],
+          result: asyncio.Future[Any]) -> None:
+    """The outcome of a command that takes a while, to whoever asked (maybe long gone):
+    `reply(value)` on success, /perform/refused with the reason on failure."""
     if result.cancelled():
         return
     error = result.exception()
     with contextlib.suppress(OSError):
         if error is None:
-            learned = result.result()
-            peer.reply("/perform/midi/learned", learned.param, learned.control, learned.port,
-                       learned.file)
+            address, args = reply(result.result())
+            peer.reply(address, *args)
         else:
-            peer.reply("/perform/refused", "/perform/midi/learn", str(error))
+            peer.reply("/perform/refused", command, str(error))
+
+
+def _learned(learned: Learned) -> tuple[str, tuple[Any, ...]]:
+    return "/perform/midi/learned", (learned.param, learned.control, learned.port, learned.file)
+
+
+def _saved(path: Path) -> tuple[str, tuple[Any, ...]]:
+    return "/perform/still/saved", (str(path),)
 
 
 def _with_token(show: Show, args: tuple[Any, ...], wanted: int) -> tuple[Any, ...]:

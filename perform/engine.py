@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from perform.core import scope
+from perform.core.fit import Size
 from perform.core.frames import Frame, Mailbox
 from perform.core.loader import Patch, PatchError
 from perform.core.params import ParamStore
@@ -45,6 +46,7 @@ class Engine:
         self.outputs = list(outputs)
         self.stats = stats or FrameStats()
         self.readback = Readback()
+        self.sizes: set[Size] = set()  # outputs' other sizes, scaled on the GPU for GPU frames
         self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
         self._on_error, self._on_swap, self._clock = on_error, on_swap, clock
         self._pending: Patch | None = None
@@ -57,6 +59,7 @@ class Engine:
         self._last_image.flags.writeable = False
         self.epoch = clock()  # show time 0 on `clock`; `run` sets it again as it starts
         self._seq = 0
+        self.last_frame: Frame | None = None
         self._last_t: float | None = None
         self._last_beat: float | None = None
 
@@ -93,14 +96,16 @@ class Engine:
         tokens = (scope.frame_values.set(values), scope.host.set(self.models),
                   scope.store.set(self.store))
         try:
-            image, patch_time, patch_version = self._draw(ctx)
+            image, scaled, patch_time, patch_version = self._draw(ctx)
         finally:
             for var, token in zip((scope.frame_values, scope.host, scope.store), tokens,
                                   strict=True):
                 var.reset(token)
         published = self._clock()
-        frame = Frame(self._seq, t, image, values, version, patch_version, published, tempo.beat)
+        frame = Frame(self._seq, t, image, values, version, patch_version, published, tempo.beat,
+                      scaled)
         self.stats.record(published - started, patch_time, published)  # before outputs see it
+        self.last_frame = frame  # for stills
         for mailbox in self.outputs:
             mailbox.put(frame)
         self._seq += 1
@@ -139,14 +144,16 @@ class Engine:
             self.store.declare(patch.params)
             self._on_swap(patch)
 
-    def _draw(self, ctx: Ctx) -> tuple[np.ndarray, float, int]:
+    def _draw(self, ctx: Ctx) -> tuple[np.ndarray, dict[Size, np.ndarray], float, int]:
         """Run the active patch, then its fallback; hold the last image if both fail."""
         while self.active is not None:
             patch = self.active
             began = self._clock()
             folder = scope.folder.set(patch.path.parent)
             try:
-                image = self.readback.rgb8(patch.frame(ctx), self.width, self.height)
+                result = patch.frame(ctx)
+                image = self.readback.rgb8(result, self.width, self.height)
+                scaled = self.readback.scaled(result, self.sizes)
             except Exception as exc:
                 self._active_ok = False
                 self.report(PatchError.from_exception(exc, patch.path, "frame", patch.version))
@@ -163,6 +170,6 @@ class Engine:
             if self.error is not None and patch.version > self.error.version:
                 self.error = None
             self._last_image = image
-            return image, self._clock() - began, patch.version
+            return image, scaled, self._clock() - began, patch.version
         self.stats.add_held()
-        return self._last_image, 0.0, -1 if self.active is None else self.active.version
+        return self._last_image, {}, 0.0, -1 if self.active is None else self.active.version

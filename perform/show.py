@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import watchfiles
 from aiohttp import web
@@ -40,6 +41,10 @@ from perform.midi.learn import LearnError
 from perform.midi.mapping import MappingError
 from perform.midi.rig import Learned, MidiConfig, MidiRig
 from perform.models.host import ModelHost
+from perform.outputs import make_output
+from perform.outputs.base import OutputSpec, RunningOutput
+from perform.outputs.recording import save_png
+from perform.outputs.window import WindowCounters, window_settings
 from perform.patch import Ctx
 from perform.tempo import FixedTempo
 from perform.tempo.link import LinkTempo
@@ -56,7 +61,9 @@ class ShowConfig:
     host: str = "127.0.0.1"
     osc_port: int = 9000
     http_port: int = 8080
-    window: bool = False
+    window: OutputSpec | None = None  # `--output window:...`; None: no window
+    outputs: tuple[OutputSpec, ...] = ()  # NDI, virtual camera, recording, ...
+    stills: Path | None = None  # where stills go; None: the patch folder's stills/
     device: str = "auto"
     precision: str = "auto"  # StyleGAN arithmetic: see perform.models.stylegan.model.PRECISIONS
     bpm: float = 120.0
@@ -94,12 +101,20 @@ class Show:
         self.preview_box = Mailbox("preview")
         self.window_box = Mailbox("window")
         self.control_box = Mailbox("control")  # paces feedback and OSCQuery, once a frame
-        outputs = [self.preview_box, self.control_box] + ([self.window_box] if config.window
-                                                          else [])
+        self.outputs = [RunningOutput(make_output(spec, config.width, config.height, config.fps))
+                        for spec in config.outputs]
+        self.window = window_settings(config.window) if config.window is not None else None
+        self.window_counters = WindowCounters()
+        boxes = [self.preview_box, self.control_box] + [o.mailbox for o in self.outputs]
         self.engine = Engine(self.store, self.models, width=config.width, height=config.height,
-                             fps=config.fps, tempo=FixedTempo(config.bpm), outputs=outputs,
+                             fps=config.fps, tempo=FixedTempo(config.bpm),
+                             outputs=boxes + ([self.window_box] if self.window is not None
+                                              else []),
                              stats=self.stats,
                              on_error=self._announce, on_swap=self._swapped)
+        self.engine.sizes = {o.size for o in self.outputs
+                             if o.size[:2] != (config.width, config.height)}
+        self.stills_folder = config.stills or self.patch_folder / "stills"
         self.midi: MidiRig | None = None
         if config.midi is not None:
             if config.midi.clock_in and config.link:
@@ -139,6 +154,9 @@ class Show:
             render.start()
             stack.push_async_callback(join_thread, render)
             stack.callback(self.stop.set)
+            for output in self.outputs:
+                output.start()
+                stack.push_async_callback(asyncio.to_thread, output.close)
 
             host = self.config.host
             try:
@@ -150,7 +168,8 @@ class Show:
             self.osc_address = self.osc.address
 
             preview = JpegPreview(self.preview_box)
-            app = make_app(self.store, self.state, preview, self._learn, self.token)
+            app = make_app(self.store, self.state, preview, self._learn, self.still,
+                           self.token)
             self.http_address = await _serve_http(stack, app, host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup
             oscquery_port = self.config.oscquery_port
@@ -179,7 +198,8 @@ class Show:
                      *self.http_address, *self.oscquery_address)
             if self.token is not None:
                 log.warning("perform listens beyond this machine; the token for /perform/"
-                            "patch/load, /perform/preset/save and MIDI learn is %s", self.token)
+                            "patch/load, /perform/preset/save, stills and MIDI learn is %s",
+                            self.token)
             await asyncio.to_thread(self.stop.wait)
 
     async def _each_frame(self) -> None:
@@ -221,6 +241,29 @@ class Show:
         if self.midi is None:
             raise LearnError("MIDI is off (--no-midi)")
         return await asyncio.shield(self.midi.learn(param))
+
+    async def still(self) -> Path:
+        """Save the frame on screen as a PNG in the stills folder; on the event loop."""
+        frame = self.engine.last_frame
+        if frame is None:
+            raise OSError("no frame has been drawn yet")
+        now = time.time()
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}.{int(now % 1 * 1000):03d}"
+        path = self.stills_folder / f"still-{stamp}-frame{frame.seq}.png"
+        await asyncio.to_thread(_save_still, frame.image, path)
+        log.info("still saved: %s", path)
+        return path
+
+    def _still_from_window(self) -> None:
+        """The window's S key, on the main thread: the still is saved on the loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._log_still(), self._loop)
+
+    async def _log_still(self) -> None:
+        try:
+            await self.still()
+        except OSError as exc:
+            log.warning("no still saved: %s", exc)
 
     def _host_info(self) -> dict[str, Any]:
         host, port = self.osc_address or (self.config.host, self.config.osc_port)
@@ -316,7 +359,28 @@ class Show:
             "ports": self.ports(),
             "tempo": self._tempo_state(),
             "midi": self.midi.stats() if self.midi is not None else None,
+            "outputs": self._outputs_state(),
         }
+
+    def _outputs_state(self) -> list[dict[str, Any]]:
+        found = [output.state() for output in self.outputs]
+        if self.window is not None:
+            counters = self.window_counters
+            found.insert(0, {"output": "window", "kind": "window", "status": "running",
+                             "fps": counters.fps, "sent": counters.shown,
+                             "dropped": self.window_box.replaced})
+        return found
+
+    def _overlay(self) -> str:
+        """The window's stats overlay: the render, then each output's troubles."""
+        f = self.stats.summary()
+        lines = [f"{self.config.width}x{self.config.height} · {f['fps'] or 0:.1f} fps · "
+                 f"p99 {f['frame_ms_p99'] or 0:.1f} ms · dropped {f['dropped']}"]
+        for output in self.outputs:
+            state = output.state()
+            lines.append(f"{output.output.kind}: {state['status']} · {state['fps'] or 0:.1f} fps"
+                         f" · dropped {state['dropped']}")
+        return "\n".join(lines)
 
     def _tempo_state(self) -> dict[str, Any]:
         tempo, reading = self.engine.tempo, self.engine.last_tempo
@@ -342,7 +406,7 @@ class Show:
         previous = {sig: signal.signal(sig, lambda *_: self.stop.set())
                     for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            if not self.config.window:
+            if self.window is None:
                 asyncio.run(self.serve())
                 return
             from perform.outputs.window import run_window
@@ -353,7 +417,8 @@ class Show:
             self.ready.wait(timeout=30)
             run_window(self.window_box, width=self.config.width, height=self.config.height,
                        fps=self.config.fps, title=f"perform · {self.patch_path.name}",
-                       stop=self.stop)
+                       stop=self.stop, stats=self._overlay, on_still=self._still_from_window,
+                       counters=self.window_counters, **self.window)
             self.stop.set()
             while server.is_alive():
                 server.join(timeout=0.1)
@@ -372,6 +437,11 @@ async def _serve_http(stack: contextlib.AsyncExitStack, app: web.Application, ho
     except OSError as exc:
         raise OSError(exc.errno, f"{what} port tcp {host}:{port}: {exc.strerror}") from exc
     return tuple(runner.addresses[0][:2])  # type: ignore[return-value]
+
+
+def _save_still(image: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(image, path)
 
 
 def _is_loopback(host: str) -> bool:

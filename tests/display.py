@@ -22,8 +22,18 @@ class XvfbUnavailable(RuntimeError):
 
 
 @contextlib.contextmanager
-def xvfb(screen: str = "1280x1024x24", timeout: float = 10.0) -> Iterator[str]:
-    """Run Xvfb with DISPLAY pointing at it (":N"); restore DISPLAY and kill it afterwards."""
+def xvfb(*screens: str, timeout: float = 10.0) -> Iterator[str]:
+    """Run Xvfb with DISPLAY pointing at it (":N"); restore DISPLAY and kill it afterwards.
+
+    `screens` are sizes like "1280x1024x24" (that one when none are given). Several become
+    monitors of one display through Xinerama, with RandR off: Xvfb's RandR reports only the
+    first screen, and clients such as pyglet believe RandR before Xinerama. Xvfb puts every
+    Xinerama screen at (0, 0), so they tell apart by size only.
+    """
+    screens = screens or ("1280x1024x24",)
+    args = [a for i, size in enumerate(screens) for a in ("-screen", str(i), size)]
+    if len(screens) > 1:
+        args += ["+xinerama", "-extension", "RANDR"]
     exe = shutil.which("Xvfb")
     if exe is None:
         raise XvfbUnavailable("Xvfb is not on PATH (apt-get install xvfb)")
@@ -31,7 +41,7 @@ def xvfb(screen: str = "1280x1024x24", timeout: float = 10.0) -> Iterator[str]:
     with tempfile.TemporaryFile() as log:
         try:
             proc = subprocess.Popen(
-                [exe, "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp"],
+                [exe, "-displayfd", str(write_fd), *args, "-nolisten", "tcp"],
                 pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         except OSError:
             os.close(read_fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -222,3 +223,32 @@ def test_oscquery_listeners_of_a_live_show_hear_every_source(rig):
     assert (first.address, first.params) == ("/pad", [0.25, 0.75])
     assert (second.address, second.params) == ("/pad", [0.5, 0.125])
     assert (pong.address, pong.params) == ("/perform/pong", [3])
+
+
+def test_a_still_is_saved_from_osc_and_http_with_the_token_where_one_is_set(rig):
+    """The frame on screen as a PNG in the patch folder's stills/, from OSC and from the
+    preview page's button (its HTTP call); both write files, so both need the token."""
+    from PIL import Image
+
+    live = rig(token="s3cret")
+    live.send(msg("/pad", 1.0, 0.0))
+    wait_for(lambda: live.recorder.frames and live.recorder.frames[-1].image[0, 0, 0] == 255)
+    live.send(msg("/perform/still"))
+    assert answer(live, "/perform/still")[:1] == ["/perform/refused"]
+    live.send(msg("/perform/still", "s3cret"))
+    saved = wait_for(lambda: live.controller.values("/perform/still/saved"), what="a still")
+    path = Path(saved[0][0])
+    assert path.parent == live.folder / "stills" and path.suffix == ".png"
+    still = np.asarray(Image.open(path))
+    assert still.shape == (48, 64, 3) and tuple(still[0, 0]) == (255, 0, 26)  # speed 0.1
+
+    request = urllib.request.Request(live.url + "/api/still", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 401
+    request.add_header("Authorization", "Bearer s3cret")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        other = Path(json.load(response)["path"])
+    assert other.exists() and other != path
+    assert sorted(p.name for p in (live.folder / "stills").iterdir()) == sorted(
+        [path.name, other.name])  # nothing half-written left beside them

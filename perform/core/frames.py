@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,8 @@ class Frame:
     patch_version: int  # which load of the patch drew it
     rendered_at: float  # time.monotonic() when it was published
     beat: float = 0.0  # where the music was (ctx.beat)
+    # the image at the outputs' other sizes, when the GPU scaled it (see outputs.fit)
+    scaled: Mapping[tuple[int, int, str], np.ndarray] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -44,20 +46,31 @@ class Mailbox:
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._frame: Frame | None = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self.delivered = 0
+        self.replaced = 0  # frames replaced before anyone took them: the output's drops
 
     def put(self, frame: Frame) -> None:
         with self._lock:
+            self.replaced += self._frame is not None
             self._frame = frame
             waiters, self._waiters = self._waiters, []
+            self._arrived.notify_all()
         for loop, event in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
 
     def take_nowait(self) -> Frame | None:
         with self._lock:
+            return self._take_locked() if self._frame is not None else None
+
+    def take(self, timeout: float) -> Frame | None:
+        """Wait in a thread for the next frame, at most `timeout` seconds."""
+        with self._lock:
+            if self._frame is None:
+                self._arrived.wait(timeout)
             return self._take_locked() if self._frame is not None else None
 
     async def next(self) -> Frame:

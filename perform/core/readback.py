@@ -8,10 +8,13 @@ web page carry on while the GPU finishes the frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
+
+from perform.core.fit import Size, fit_tensor
 
 
 class FrameShapeError(ValueError):
@@ -29,9 +32,7 @@ class Readback:
         array, in 0..1 unless already uint8."""
         if isinstance(image, torch.Tensor):
             _check_shape(tuple(image.shape), width, height)
-            if image.dtype != torch.uint8:
-                image = image.detach().float().clamp(0.0, 1.0).mul(255.0).add(0.5).to(torch.uint8)
-            array = self._to_host(image.detach())
+            array = self._to_host(_bytes(image))
         elif isinstance(image, np.ndarray):
             _check_shape(image.shape, width, height)
             array = image
@@ -42,6 +43,19 @@ class Readback:
         out = np.array(array, dtype=np.uint8, copy=True, order="C")
         out.flags.writeable = False
         return out
+
+    def scaled(self, image: Any, sizes: Iterable[Size]) -> dict[Size, np.ndarray]:
+        """The outputs' other sizes of a GPU image, scaled on the GPU before the readback.
+        Nothing for images elsewhere: outputs scale those in their own threads."""
+        if not (isinstance(image, torch.Tensor) and image.device.type == "cuda"):
+            return {}
+        unit = image.detach().float() / 255.0 if image.dtype == torch.uint8 else image.detach()
+        found = {}
+        for size in sizes:
+            array = np.array(self._to_host(_bytes(fit_tensor(unit, *size))), copy=True)
+            array.flags.writeable = False
+            found[size] = array
+        return found
 
     def _to_host(self, image: torch.Tensor) -> np.ndarray:
         if image.device.type != "cuda":
@@ -55,6 +69,13 @@ class Readback:
         copied.record(torch.cuda.current_stream(image.device))
         copied.synchronize()
         return host.numpy()  # copied out by the caller before the buffer is used again
+
+
+def _bytes(image: torch.Tensor) -> torch.Tensor:
+    """An image in 0..1 (or already bytes) as uint8, on its own device."""
+    if image.dtype == torch.uint8:
+        return image.detach()
+    return image.detach().float().clamp(0.0, 1.0).mul(255.0).add(0.5).to(torch.uint8)
 
 
 def _check_shape(shape: tuple[int, ...], width: int, height: int) -> None:

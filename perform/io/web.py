@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -83,10 +84,18 @@ class JpegPreview:
 
 
 def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: JpegPreview,
-             learn: Callable[[str], Awaitable[Learned]], token: str | None = None
-             ) -> web.Application:
+             learn: Callable[[str], Awaitable[Learned]], still: Callable[[], Awaitable[Path]],
+             token: str | None = None) -> web.Application:
     """The aiohttp application; `state` builds the /api/state document, `learn` binds the
-    next MIDI control moved. What writes files needs `token` as a Bearer token, if set."""
+    next MIDI control moved, `still` saves a PNG. What writes files needs `token` as a
+    Bearer token, if set."""
+
+    def refused(request: web.Request) -> web.Response | None:
+        if token is None or request.headers.get("Authorization") == f"Bearer {token}":
+            return None
+        return web.json_response({"error": "this server listens beyond this machine: send "
+                                           "its token as 'Authorization: Bearer TOKEN'"},
+                                 status=401)
 
     async def index(request: web.Request) -> web.Response:
         page = resources.files("perform.io").joinpath("preview.html").read_text("utf-8")
@@ -114,10 +123,8 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
 
     async def post_learn(request: web.Request) -> web.Response:
         """{"param": name}: answers once a control is moved (or after the learn times out)."""
-        if token is not None and request.headers.get("Authorization") != f"Bearer {token}":
-            return web.json_response({"error": "this server listens beyond this machine: send "
-                                               "its token as 'Authorization: Bearer TOKEN'"},
-                                     status=401)
+        if (refusal := refused(request)) is not None:
+            return refusal
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -129,6 +136,15 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
         except LearnError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response(dataclasses.asdict(learned))
+
+    async def post_still(request: web.Request) -> web.Response:
+        """Saves the frame on screen; answers {"path": ...} once it is on disk."""
+        if (refusal := refused(request)) is not None:
+            return refusal
+        try:
+            return web.json_response({"path": str(await still())})
+        except OSError as exc:
+            return web.json_response({"error": f"no still saved: {exc}"}, status=409)
 
     async def stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={
@@ -150,5 +166,6 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
     app.router.add_get("/api/state", get_state)
     app.router.add_post("/api/params", post_params)
     app.router.add_post("/api/midi/learn", post_learn)
+    app.router.add_post("/api/still", post_still)
     app.router.add_get("/stream.mjpg", stream)
     return app

@@ -1,7 +1,8 @@
-"""Frame writers for `perform render`: H.264 video (.mp4/.mov/.mkv) or a folder of PNGs.
+"""Frame writers: H.264 or HEVC video (.mp4/.mov/.mkv) or a folder of PNGs.
 
-Output is deterministic, and nothing half-written ever sits under a final name: files are
-written to a hidden temporary name beside the target and renamed into place when complete.
+`perform render` writes deterministic files; `--output record` (see recorder.py) writes the
+show as it runs. Nothing half-written ever sits under a final name: files are written to a
+hidden temporary name beside the target and renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class FrameWriter:
         self.path, self.width, self.height = Path(path), width, height
         self.frames_written, self.closed = 0, False
 
-    def write(self, image: np.ndarray) -> None:
-        """Append one (height, width, 3) uint8 RGB frame."""
+    def write(self, image: np.ndarray, at: float | None = None) -> None:
+        """Append one (height, width, 3) uint8 RGB frame; `at`: its time in seconds from
+        the start, where the writer keeps time (live video), else frame n is at n / fps."""
         if self.closed:
             raise ValueError(f"cannot write to {self.path}: the writer is closed")
         if not isinstance(image, np.ndarray):
@@ -38,7 +40,7 @@ class FrameWriter:
             raise ValueError(f"frame shape {image.shape} does not match {want} (height, width, 3)")
         if image.dtype != np.uint8:
             raise ValueError(f"frame dtype must be uint8, got {image.dtype}")
-        self._write(np.ascontiguousarray(image))
+        self._write(np.ascontiguousarray(image), at)
         self.frames_written += 1
 
     def close(self) -> None:
@@ -59,7 +61,7 @@ class FrameWriter:
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         (self.close if exc_type is None else self.abort)()
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at: float | None) -> None:
         raise NotImplementedError
 
     def _finish(self) -> None:
@@ -80,38 +82,65 @@ def x264_options(width: int) -> dict[str, str]:
     return {"crf": "18", "preset": "medium", "x264-params": f"mbtree={int(mbtree)}"}
 
 
-class VideoWriter(FrameWriter):
-    """H.264 (libx264, yuv420p) in an mp4/mov/mkv container; same frames give the same bytes.
+CODECS = {"h264": "libx264", "hevc": "libx265"}
+LIVE_TIME_BASE = Fraction(1, 90_000)  # the usual video clock: 1/90000 s
 
-    One encoder thread: x264's output otherwise depends on how many cores the machine has.
+
+class VideoWriter(FrameWriter):
+    """H.264 or HEVC (yuv420p) in an mp4/mov/mkv container.
+
+    Offline: frame n at n / fps, one encoder thread (x264's output otherwise depends on the
+    number of cores), so the same frames give the same bytes. `live`: each frame at the time
+    `write` is given, so the file plays at the pace the show really ran, dropped frames and
+    all; a fast preset, a key frame every second, and fragmented mp4/mov, so a recording cut
+    short (power, a full disk) still plays up to its last second.
     """
 
-    def __init__(self, path: Path, *, fps: float, width: int, height: int) -> None:
+    def __init__(self, path: Path, *, fps: float, width: int, height: int,
+                 codec: str = "h264", live: bool = False, crf: int = 18) -> None:
         if width % 2 or height % 2:
             raise ValueError(
                 f"H.264 (yuv420p) needs an even width and height, got {width}x{height}; "
                 "choose an even --size or write a PNG folder instead"
             )
+        if codec not in CODECS:
+            raise ValueError(f"codec is one of {', '.join(CODECS)}, got {codec!r}")
         super().__init__(path, width, height)
+        self.live = live
         # Fraction keeps 29.97 exact as 2997/100 instead of a float approximation.
         rate = Fraction(fps).limit_denominator(10_000)
-        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self._tmp), mode="w")
+        fragmented = live and self.path.suffix.lower() in (".mp4", ".mov")
+        self._container = av.open(str(self.partial), mode="w", options={
+            "movflags": "frag_keyframe+empty_moov+default_base_moof"} if fragmented else {})
+        if live:
+            options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency",
+                       "g": str(max(1, round(fps)))}
+        else:
+            options = {**x264_options(width), "crf": str(crf)}
+        if codec == "hevc":
+            options["x265-params"] = "log-level=error"
         try:
-            stream = self._container.add_stream("libx264", rate=rate, options=x264_options(width))
+            stream = self._container.add_stream(CODECS[codec], rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.codec_context.time_base = 1 / rate
-            stream.codec_context.thread_count = 1
+            self._time_base = LIVE_TIME_BASE if live else 1 / rate
+            stream.codec_context.time_base = self._time_base
+            if not live:
+                stream.codec_context.thread_count = 1
         except BaseException:
             self._discard()
             raise
         self._stream = stream
-        self._time_base = 1 / rate
+        self._last_pts = -1
 
-    def _write(self, image: np.ndarray) -> None:
+    def _write(self, image: np.ndarray, at: float | None) -> None:
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts, frame.time_base = self.frames_written, self._time_base
+        if self.live and at is not None:
+            pts = max(round(at / self._time_base), self._last_pts + 1)  # strictly increasing
+        else:
+            pts = self.frames_written
+        frame.pts, frame.time_base, self._last_pts = pts, self._time_base, pts
         self._container.mux(self._stream.encode(frame))
 
     def _finish(self) -> None:
@@ -119,14 +148,15 @@ class VideoWriter(FrameWriter):
             self._container.mux(self._stream.encode(None))  # flush delayed frames
             self._container.close()
         except BaseException:
-            self._discard()
+            if not self.live:  # a live recording keeps what it has: it plays up to there
+                self._discard()
             raise
-        os.replace(self._tmp, self.path)
+        os.replace(self.partial, self.path)
 
     def _discard(self) -> None:
         with contextlib.suppress(Exception):  # the file is thrown away; close errors don't matter
             self._container.close()
-        self._tmp.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
 
 
 class PngFolderWriter(FrameWriter):
@@ -140,15 +170,8 @@ class PngFolderWriter(FrameWriter):
         self._made_folder = not self.path.is_dir()
         self.path.mkdir(parents=True, exist_ok=True)
 
-    def _write(self, image: np.ndarray) -> None:
-        final = self.path / f"frame_{self.frames_written:06d}.png"
-        tmp = final.with_name(f".{final.name}.partial")
-        try:
-            Image.fromarray(image).save(tmp, format="PNG")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, final)
+    def _write(self, image: np.ndarray, at: float | None) -> None:
+        save_png(image, self.path / f"frame_{self.frames_written:06d}.png")
 
     def _discard(self) -> None:
         for index in range(self.frames_written):
@@ -156,6 +179,17 @@ class PngFolderWriter(FrameWriter):
         if self._made_folder:
             with contextlib.suppress(OSError):  # not empty: someone else put files there
                 self.path.rmdir()
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    """A lossless still, under its final name only once complete."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
 
 
 def open_writer(path: Path, *, fps: float, width: int, height: int) -> FrameWriter:
