@@ -31,7 +31,7 @@ from perform.core.aio import cancel, in_daemon_thread, join_thread
 from perform.core.frames import Mailbox
 from perform.core.loader import Patch, PatchError, PatchLoadError, load_patch
 from perform.core.params import ParamStore
-from perform.core.stats import FrameStats
+from perform.core.stats import FrameStats, percentile_ms
 from perform.engine import Engine
 from perform.io.discovery import advertise
 from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
@@ -366,9 +366,12 @@ class Show:
         found = [output.state() for output in self.outputs]
         if self.window is not None:
             counters = self.window_counters
+            latency = list(counters.latency)
             found.insert(0, {"output": "window", "kind": "window", "status": "running",
-                             "fps": counters.fps, "sent": counters.shown,
-                             "dropped": self.window_box.replaced})
+                             "fps": round(counters.fps, 2), "sent": counters.shown,
+                             "dropped": self.window_box.replaced,
+                             "latency_ms_p50": percentile_ms(latency, 50),
+                             "latency_ms_p99": percentile_ms(latency, 99)})
         return found
 
     def _overlay(self) -> str:

@@ -162,6 +162,46 @@ def test_a_second_show_on_a_taken_port_says_so(server):
     assert f"OSC port udp/tcp 127.0.0.1:{port}: Address already in use" in done.stderr
 
 
+def test_a_wrong_output_option_stops_the_start_with_what_the_output_takes():
+    done = subprocess.run([sys.executable, "-m", "perform", "run", "--headless", "--output",
+                           "record:pth=show.mp4", "--no-zeroconf", "--no-midi"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "--output record has no option 'pth'; it takes size, fit, fps, path" in done.stderr
+
+
+def test_outputs_from_the_command_line_run_and_report_themselves(tmp_path):
+    """Spout cannot run on Linux: it says so once and the show goes on, recording."""
+    video = tmp_path / "show.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "perform", "run", "--osc-port", "0", "--http-port", "0",
+         "--size", "64x48", "--fps", "30", "--no-zeroconf", "--no-midi", "--output", "spout",
+         "--output", f"record:path={video},size=32x32"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        said = ""
+        while "preview http" not in said:
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+        base = re.search(r"preview (http://127\.0\.0\.1:\d+)/", said)[1]
+        outputs = wait_for(lambda: [o for o in state(base)["outputs"] if o["sent"] >= 10
+                                    or o["status"] == "unavailable"] == state(base)["outputs"]
+                           and state(base)["outputs"])
+        spout, record = outputs
+        assert spout["status"] == "unavailable" and "needs Windows" in spout["last_error"]
+        assert record["status"] == "running" and record["size"] == [32, 32]
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=20)[1]
+        assert proc.returncode == 0
+        assert (said + rest).count("needs Windows") == 1  # said once, not on every retry
+        assert video.stat().st_size > 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_ctrl_c_stops_cleanly(server):
     proc, _, _ = server
     proc.send_signal(signal.SIGINT)

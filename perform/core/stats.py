@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,10 +46,13 @@ class FrameStats:
         if len(published) > 1 and published[-1] > published[0]:
             fps = (len(published) - 1) / (published[-1] - published[0])
 
-        def ms(values: np.ndarray, q: float) -> float | None:
-            return round(float(np.percentile(values, q)) * 1000, 3) if len(values) else None
-
         return {"frames": frames, "fps": round(fps, 2) if fps else None,
-                "frame_ms_p50": ms(work, 50), "frame_ms_p99": ms(work, 99),
-                "overhead_ms_p50": ms(overhead, 50), "overhead_ms_p99": ms(overhead, 99),
+                "frame_ms_p50": percentile_ms(work, 50), "frame_ms_p99": percentile_ms(work, 99),
+                "overhead_ms_p50": percentile_ms(overhead, 50),
+                "overhead_ms_p99": percentile_ms(overhead, 99),
                 "dropped": dropped, "held": held}
+
+
+def percentile_ms(seconds: Sequence[float] | np.ndarray, q: float) -> float | None:
+    """The q-th percentile of durations in seconds, in milliseconds to the microsecond."""
+    return round(float(np.percentile(seconds, q)) * 1000, 3) if len(seconds) else None

@@ -24,6 +24,7 @@ import numpy as np
 
 from perform.core.fit import FITS, Size, fit_array, parse_size
 from perform.core.frames import Frame, Mailbox
+from perform.core.stats import percentile_ms
 
 log = logging.getLogger("perform.outputs")
 
@@ -84,7 +85,7 @@ class Output:
         check_options(spec, {**COMMON, **self.takes})
         self.spec, self.options = spec, spec.options
         self.width, self.height = self.option("size", (width, height), parse_size)
-        self.fit = self.option("fit", "letterbox", _choice(FITS))
+        self.fit = self.option("fit", "letterbox", choice(FITS))
         self.max_fps: float | None = self.option("fps", None, _positive)
         self.show_fps = fps
 
@@ -219,22 +220,19 @@ class RunningOutput:
             self._failed(exc)
 
     def state(self) -> dict[str, Any]:
-        sent_at, latency = list(self._sent_at), np.array(self._latency)
+        sent_at, latency = list(self._sent_at), list(self._latency)
         fps = None
         if len(sent_at) > 1 and sent_at[-1] > sent_at[0]:
             fps = round((len(sent_at) - 1) / (sent_at[-1] - sent_at[0]), 2)
-
-        def ms(q: float) -> float | None:
-            return round(float(np.percentile(latency, q)) * 1000, 3) if len(latency) else None
-
         return {"output": self.output.name, "kind": self.output.kind, "status": self.status,
                 "size": [self.output.width, self.output.height], "fps": fps, "sent": self.sent,
                 "dropped": self.mailbox.replaced, "skipped": self.skipped,
                 "errors": self.errors, "last_error": self.last_error,
-                "latency_ms_p50": ms(50), "latency_ms_p99": ms(99), **self.output.describe()}
+                "latency_ms_p50": percentile_ms(latency, 50),
+                "latency_ms_p99": percentile_ms(latency, 99), **self.output.describe()}
 
 
-def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+def choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def pick(text: str) -> str:
         if text not in choices:
             raise ValueError(f"one of {', '.join(choices)}")

@@ -48,6 +48,9 @@ class WindowCounters:
 
     shown: int = 0
     fps: float = 0.0
+    # seconds from a frame's publication to its being drawn, for the latest frames shown
+    latency: deque[float] = field(default_factory=lambda: deque(maxlen=600), repr=False,
+                                  compare=False)
     _times: deque[float] = field(default_factory=deque, init=False, repr=False, compare=False)
     _since: float | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -181,6 +184,8 @@ class _Screen:
             self.refresh_overlay(now)
         self.window.draw(dt)
         self.counters.note(now, shown=frame is not None)
+        if frame is not None:
+            self.counters.latency.append(time.monotonic() - frame.rendered_at)
 
     def upload(self, frame: Frame) -> None:
         image = self.pyglet.image
