@@ -8,10 +8,13 @@ import shutil
 import signal
 import subprocess
 import threading
+from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import wait_for
+
+from perform.outputs.base import OutputSpec
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")
@@ -84,7 +87,7 @@ async def open_page(url: str, profile: str):
 async def test_preview_page_shows_frames_params_and_errors(tmp_path, live_show):
     patch = tmp_path / "show.py"
     patch.write_text(PATCH.format(extra=""))
-    live = live_show(patch)
+    live = live_show(patch, outputs=(OutputSpec.parse(f"record:path={tmp_path / 'a.mp4'}"),))
     browser, session, page = await open_page(live.url + "/", str(tmp_path / "profile"))
     try:
         # live frames decode in the browser at the show's size
@@ -103,6 +106,13 @@ async def test_preview_page_shows_frames_params_and_errors(tmp_path, live_show):
         assert f"{patch.resolve()}:8" in error and "NameError" in error
         patch.write_text(PATCH.format(extra=""))
         await page.until("document.getElementById('error').className === ''")
+        # every output is listed with its state; the Still button saves the frame on screen
+        listed = await page.until("document.getElementById('outputs').textContent")
+        assert listed.startswith(f"record:path={tmp_path / 'a.mp4'}: running · ")
+        await page.js("document.getElementById('still').click()")
+        saved = await page.until("document.getElementById('saved').textContent")
+        assert saved.startswith(f"saved {tmp_path / 'stills'}/still-")
+        assert Path(saved.removeprefix("saved ")).is_file()
     finally:
         await session.close()
         os.killpg(browser.pid, signal.SIGKILL)

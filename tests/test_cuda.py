@@ -90,3 +90,18 @@ def test_the_pinned_readback_gives_the_bytes_the_cpu_path_gives() -> None:
         expected = readback.rgb8(image.cpu(), 40, 24)
         assert np.array_equal(frame, expected) and not frame.flags.writeable
         image = image.flip(0)
+
+
+def test_outputs_other_sizes_are_scaled_on_the_gpu_like_on_the_cpu() -> None:
+    from perform.core.fit import fit_array
+
+    readback = Readback()
+    image = torch.rand(48, 64, 3, device=CUDA).mul(0.2).add(torch.linspace(0, 0.8, 64,
+                                                                            device=CUDA)[:, None])
+    cpu = readback.rgb8(image, 64, 48)
+    sizes = [(128, 72, "letterbox"), (100, 100, "crop"), (32, 40, "stretch")]
+    scaled = readback.scaled(image, sizes)
+    for size in sizes:
+        assert scaled[size].shape == (size[1], size[0], 3) and not scaled[size].flags.writeable
+        difference = np.abs(scaled[size].astype(int) - fit_array(cpu, *size).astype(int))
+        assert difference.mean() < 3, size

@@ -47,8 +47,8 @@ def watch_preview(url: str, stop: threading.Event, seen: list[float]) -> None:
                 seen.append(time.monotonic())
 
 
-def run(args: argparse.Namespace, window: bool, outputs: tuple[str, ...],
-        folder: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace, window: bool, preview: bool,
+        outputs: tuple[str, ...]) -> dict[str, Any]:
     from perform.core.stats import FrameStats
     from perform.outputs.base import OutputSpec
     from perform.show import Show, ShowConfig, wait_ready
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, window: bool, outputs: tuple[str, ...],
         time.sleep(args.warmup)  # the patch loaded, the model warm, every output open
         show.stats = show.engine.stats = FrameStats()  # count from here
         stop_viewing = threading.Event()
-        if window:
+        if preview:
             url = "http://{}:{}".format(*show.http_address)
             threading.Thread(target=watch_preview, args=(url, stop_viewing, preview_seen),
                              daemon=True).start()
@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--torch-threads", type=int, help="as perform run's option")
+    parser.add_argument("--each", action="store_true", help="also each output on its own")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.inside:
@@ -127,9 +128,17 @@ def main() -> None:
         print(f"{args.size}x{args.size} at {args.fps:g} fps, {args.seconds:g} s a run, "
               f"default patch (CPPN), {torch.get_num_threads()} torch threads, "
               f"{os.cpu_count()} cores")
-        alone = report("no outputs", run(args, False, (), Path(folder)))
-        everything = report("window + preview + NDI + recording", run(
-            args, True, ("ndi:name=bench", f"record:path={folder}/bench.mp4"), Path(folder)))
+        ndi, record = "ndi:name=bench", f"record:path={folder}/bench.mp4"
+        alone = report("no outputs", run(args, False, False, ()))
+        if args.each:
+            for name, window, preview, outputs in (("window", True, False, ()),
+                                                   ("preview", False, True, ()),
+                                                   ("NDI", False, False, (ndi,)),
+                                                   ("recording", False, False, (record,))):
+                p99 = report(f"{name} alone", run(args, window, preview, outputs))
+                print(f"  frame-time p99 / without: {p99 / alone:.3f}")
+        everything = report("window + preview + NDI + recording",
+                            run(args, True, True, (ndi, record)))
         print(f"frame-time p99 with every output / without: {everything / alone:.3f}")
 
 
