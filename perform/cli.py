@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import torch
 
+from perform.audio.features import DEFAULT_BANDS
+from perform.audio.listen import AudioConfig, Listening
+from perform.audio.sources import AudioError
 from perform.core.fit import parse_size
 from perform.core.loader import PatchLoadError, load_patch
 from perform.core.memory import keep_freed_memory
@@ -33,6 +37,31 @@ def size(text: str) -> tuple[int, int]:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def channels(text: str) -> tuple[int, ...]:
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} should look like 1,2") from None
+    if not found or min(found) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: inputs count from 1")
+    return found
+
+
+def bands(text: str) -> dict[str, tuple[float, float]]:
+    found = {}
+    for part in text.split(","):
+        name, _, span = part.partition("=")
+        low, _, high = span.partition("-")
+        try:
+            edges = (float(low), float(high))
+        except ValueError:
+            edges = (0.0, 0.0)
+        if not name.strip() or not 0 <= edges[0] < edges[1]:
+            raise argparse.ArgumentTypeError(f"{part!r} should look like low=20-250")
+        found[name.strip()] = edges
+    return found
 
 
 def output(text: str) -> OutputSpec:
@@ -112,6 +141,19 @@ def parser() -> argparse.ArgumentParser:
                      help="send MIDI clock to the outputs, from --bpm or Ableton Link")
     run.add_argument("--no-midi", action="store_true",
                      help="no MIDI at all, not even perform's own virtual ports")
+    run.add_argument("--audio-in", nargs="?", const="", metavar="DEVICE",
+                     help="listen to a sound card input (a number or part of a name, see "
+                     "`perform audio list`; alone: the default input): ctx.audio in patches")
+    run.add_argument("--audio-file", type=Path, metavar="FILE",
+                     help="listen to a file instead, played by the show's clock, looping "
+                     "(rehearsal)")
+    run.add_argument("--audio-channels", type=channels, metavar="1,2",
+                     help="which inputs to listen to, averaged (default 1 and 2)")
+    run.add_argument("--audio-bands", type=bands, metavar="low=20-250,...",
+                     help="the frequency bands of ctx.audio (default low=20-250,mid=250-4000,"
+                     "high=4000-16000)")
+    run.add_argument("--audio-tempo", action="store_true",
+                     help="the beat tracker drives ctx.beat (instead of --bpm)")
     run.add_argument("--osc-out", type=target, action="append", default=[],
                      metavar="HOST:PORT", help="send OSC feedback there (param changes, beat, "
                      "fps, errors); repeatable")
@@ -120,6 +162,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--token", help="secret for /perform/patch/load, /perform/preset/save "
                      "and MIDI learn when --host is not loopback (default: a random one, "
                      "printed at start)")
+
+    audio = commands.add_parser("audio", help="audio inputs")
+    audio.add_subparsers(dest="audio_command", required=True).add_parser(
+        "list", help="the audio inputs this machine has")
 
     midi = commands.add_parser("midi", help="MIDI ports")
     midi.add_subparsers(dest="midi_command", required=True).add_parser(
@@ -133,7 +179,8 @@ def parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="render a patch offline, frame-exact")
     render.add_argument("patch", type=Path)
-    render.add_argument("--seconds", type=positive, required=True)
+    render.add_argument("--seconds", type=positive,
+                        help="how long (default: as long as --audio; needed without it)")
     render.add_argument("--fps", type=positive, default=30.0)
     render.add_argument("--size", type=size, default=(512, 512))
     render.add_argument("--out", type=Path, required=True,
@@ -141,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--device", default="cpu")
     render.add_argument("--precision", choices=PRECISIONS, default="auto")
     render.add_argument("--bpm", type=positive, default=120.0)
+    render.add_argument("--audio", type=Path, metavar="FILE",
+                        help="a music video: ctx.audio hears this file at each frame's time, "
+                        "and its sound goes into the video")
     return top
 
 
@@ -149,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # "1 change detected" per save
     keep_freed_memory()
+    # torch's ~170k objects, moved out of the collector's sight: a full collection over them
+    # takes ~60 ms, on whichever thread (the render's, the audio's) happens to trigger it
+    gc.freeze()
     if args.command == "midi":
         return midi_list()
+    if args.command == "audio":
+        return audio_list()
     if args.command == "convert":
         return convert(args.source, args.target)
     if not args.patch.is_file():
@@ -174,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             print("perform: no display here: no window", file=sys.stderr)
         window = None
     outputs = tuple(spec for spec in specs if spec.kind not in ("window", "preview", "none"))
+    audio = None
+    if args.audio_in is not None or args.audio_file is not None:
+        audio = AudioConfig(device=args.audio_in or None, file=args.audio_file,
+                            channels=args.audio_channels,
+                            bands=args.audio_bands or DEFAULT_BANDS, tempo=args.audio_tempo)
     try:
         show = Show(ShowConfig(patch=args.patch, width=args.size[0], height=args.size[1],
                                fps=args.fps, host=args.host, osc_port=args.osc_port,
@@ -183,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                                bpm=args.bpm, osc_out=tuple(args.osc_out),
                                oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,
                                osc_max_delay=args.osc_max_delay, token=args.token,
-                               link=args.link, midi=midi))
+                               link=args.link, midi=midi, audio=audio))
         show.run()
     except ValueError as exc:  # an --osc-out host that does not resolve, say
         print(f"perform: {exc}", file=sys.stderr)
@@ -192,6 +252,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perform: cannot start: {exc.strerror or exc} (is another show running? "
               "pick other ports with --osc-port / --http-port / --oscquery-port)", file=sys.stderr)
         return 1
+    return 0
+
+
+def audio_list() -> int:
+    """Print the inputs `--audio-in` can listen to."""
+    from perform.audio.sources import AudioUnavailable, list_devices
+
+    try:
+        names = list_devices()
+    except AudioUnavailable as exc:
+        print(f"perform: {exc}", file=sys.stderr)
+        return 1
+    print("Audio inputs:")
+    for name in names or ["(none)"]:
+        print(f"  {name}")
     return 0
 
 
@@ -236,15 +311,27 @@ def render(args: argparse.Namespace) -> int:
     engine = Engine(store, models, width=width, height=height, fps=args.fps,
                     tempo=FixedTempo(args.bpm))
     torch.manual_seed(0)
+    listening = None
     try:
+        if args.audio is not None:
+            listening = Listening.file(args.audio)
+            engine.audio = listening.at
         engine.offer(load_patch(args.patch.resolve(), 1, models))
+    except AudioError as exc:
+        print(f"perform: {exc}", file=sys.stderr)
+        return 1
     except PatchLoadError as exc:
         print(f"perform: {exc.error}", file=sys.stderr)
         return 1
-    count = round(args.seconds * args.fps)
+    if args.seconds is None and listening is None:
+        print("perform: how long? give --seconds (or --audio)", file=sys.stderr)
+        return 2
+    seconds = args.seconds or listening.source.duration  # type: ignore[union-attr]
+    count = round(seconds * args.fps)
     started = time.monotonic()
     try:
-        writer = open_writer(args.out, fps=args.fps, width=width, height=height)
+        writer = open_writer(args.out, fps=args.fps, width=width, height=height,
+                             audio_rate=listening.source.sample_rate if listening else None)
     except (ValueError, OSError) as exc:
         print(f"perform: {exc}", file=sys.stderr)
         return 1
@@ -256,6 +343,10 @@ def render(args: argparse.Namespace) -> int:
                 print(f"perform: {engine.error}", file=sys.stderr)
                 return 1
             writer.write(frame.image)
+            if listening is not None:  # the sound of this frame's 1/fps seconds
+                rate, samples = listening.source.sample_rate, listening.source.samples
+                writer.write_audio(samples[round(i * rate / args.fps):
+                                           round((i + 1) * rate / args.fps)])
             if sys.stderr.isatty():
                 print(f"\rframe {i + 1}/{count}", end="", file=sys.stderr)
     took = time.monotonic() - started

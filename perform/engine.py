@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from perform.audio.features import REST, AudioFeatures
 from perform.core import scope
 from perform.core.fit import Size
 from perform.core.frames import Frame, Mailbox
@@ -42,6 +43,9 @@ class Engine:
         self.store, self.models = store, models
         self.width, self.height, self.fps = width, height, fps
         self.tempo: Tempo = tempo or FixedTempo()  # swappable while running (MIDI clock, Link)
+        # the music at show time t, if the show listens (see perform.audio.listen)
+        self.audio: Callable[[float], AudioFeatures] | None = None
+        self._last_audio = REST
         self.last_tempo = self.tempo.reading(0.0)
         self.outputs = list(outputs)
         self.stats = stats or FrameStats()
@@ -90,9 +94,11 @@ class Engine:
         tempo = self.last_tempo = self.tempo.reading(t)
         prev_beat = tempo.beat - 1e-9 if self._last_beat is None else self._last_beat
         self._last_beat = tempo.beat
+        audio = self.audio(t) if self.audio is not None else REST
+        prev_audio, self._last_audio = self._last_audio, audio
         ctx = Ctx(t=t, frame=self._seq, dt=dt, fps=self.fps, width=self.width,
                   height=self.height, bpm=tempo.bpm, params=values, state=self.state,
-                  beat=tempo.beat, prev_beat=prev_beat)
+                  beat=tempo.beat, prev_beat=prev_beat, audio=audio, prev_audio=prev_audio)
         tokens = (scope.frame_values.set(values), scope.host.set(self.models),
                   scope.store.set(self.store))
         try:
@@ -103,7 +109,7 @@ class Engine:
                 var.reset(token)
         published = self._clock()
         frame = Frame(self._seq, t, image, values, version, patch_version, published, tempo.beat,
-                      scaled)
+                      scaled, audio if self.audio is not None else None)
         self.stats.record(published - started, patch_time, published)  # before outputs see it
         self.last_frame = frame  # for stills
         for mailbox in self.outputs:

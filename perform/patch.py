@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from perform.audio.features import REST, AudioFeatures
 from perform.core import scope
 from perform.core.params import ParamSpec, Value
 
@@ -151,8 +152,9 @@ class Ctx:
     """What `frame(ctx)` knows about the moment it renders.
 
     `t` is seconds since the show started (a fixed clock when rendering offline), `beat`
-    counts beats from the tempo source (`--bpm`, or a followed MIDI clock), `state` is a
-    dict the server keeps across saves of the patch.
+    counts beats from the tempo source (`--bpm`, or a followed MIDI clock), `audio` is
+    the music (`--audio-in`, `--audio-file`; at rest without), `state` is a dict the
+    server keeps across saves of the patch.
     """
 
     t: float
@@ -166,6 +168,8 @@ class Ctx:
     state: dict[str, Any] = field(default_factory=dict)
     beat: float = 0.0
     prev_beat: float = -1e-9  # the previous frame's beat: what `on` compares with
+    audio: AudioFeatures = REST  # the music now: ctx.audio.level, .low, .onset, .chroma ...
+    prev_audio: AudioFeatures = REST  # the previous frame's: what `hit` compares with
 
     @property
     def bar(self) -> float:
@@ -175,6 +179,14 @@ class Ctx:
     def on(self, beats: float = 1.0) -> bool:
         """True on the first frame of each step of `beats` beats: `ctx.on(4)` once a bar."""
         return math.floor(self.beat / beats) != math.floor(self.prev_beat / beats)
+
+    def hit(self, band: str | None = None) -> bool:
+        """True on the first frame after an onset in the audio (in `band`: "low", "mid",
+        "high" by default), once per onset however many frames it lasts."""
+        if band is None:
+            return self.audio.onsets > self.prev_audio.onsets
+        counts, before = self.audio.band_onset_counts, self.prev_audio.band_onset_counts
+        return counts.get(band, 0) > before.get(band, 0)
 
     def quantize(self, value: Any, beats: float = 4.0, name: str = "quantize") -> Any:
         """`value` as it was at the last step of `beats` beats: a knob that switches on the bar.

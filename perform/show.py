@@ -26,6 +26,8 @@ import torch
 import watchfiles
 from aiohttp import web
 
+from perform.audio.listen import AudioConfig, AudioTempo, Listening
+from perform.audio.sources import AudioError
 from perform.control import COMMANDS, server_commands
 from perform.core.aio import cancel, in_daemon_thread, join_thread
 from perform.core.frames import Mailbox
@@ -74,6 +76,7 @@ class ShowConfig:
     token: str | None = None  # needed by file-writing commands when bound beyond loopback
     link: bool = False  # follow (or lead) an Ableton Link session instead of a fixed --bpm
     midi: MidiConfig | None = field(default_factory=MidiConfig)  # None: no MIDI (--no-midi)
+    audio: AudioConfig | None = None  # None: no audio, ctx.audio at rest
 
 
 def pick_device(name: str) -> torch.device:
@@ -115,10 +118,14 @@ class Show:
         self.engine.sizes = {o.size for o in self.outputs
                              if o.size[:2] != (config.width, config.height)}
         self.stills_folder = config.stills or self.patch_folder / "stills"
+        followers = [config.link, config.midi is not None and config.midi.clock_in,
+                     config.audio is not None and config.audio.tempo]
+        if sum(followers) > 1:
+            raise ValueError("follow one tempo: Ableton Link, a MIDI clock or the audio's beat")
         self.midi: MidiRig | None = None
+        self.listening: Listening | None = None
+        self.audio_error: str | None = None
         if config.midi is not None:
-            if config.midi.clock_in and config.link:
-                raise ValueError("follow either Ableton Link or a MIDI clock, not both")
             self.midi = MidiRig(self.store, config.midi, self.patch_folder,
                                 self.engine.show_time, config.bpm, self._mapping_error)
             if self.midi.follower is not None:
@@ -149,6 +156,8 @@ class Show:
             stack.callback(self.feedback.close)
             # the first frame wants the patch, but a patch that never loads must not stop the show
             await asyncio.wait({self._start_load()}, timeout=10.0)
+            if self.config.audio is not None:
+                await self._listen(stack, self.config.audio)
             render = threading.Thread(target=self.engine.run, args=(self.stop,),
                                       name="perform-render", daemon=True)
             render.start()
@@ -216,6 +225,23 @@ class Show:
                     self.midi.each_frame(frame.t)
                 except Exception:
                     log.exception("MIDI feedback failed")
+
+    async def _listen(self, stack: contextlib.AsyncExitStack, config: AudioConfig) -> None:
+        """Open the audio source; without it the show goes on with the music at rest."""
+        try:
+            listening = await asyncio.to_thread(config.open)
+        except (AudioError, ValueError) as exc:  # no device, unreadable file, bad bands
+            self.audio_error = str(exc)
+            log.warning("audio off: %s", exc)
+            return
+        stack.push_async_callback(asyncio.to_thread, listening.close)
+        self.listening = listening
+        self.engine.audio = listening.at
+        if config.tempo:
+            self.engine.tempo = AudioTempo(listening, self.config.bpm)
+        status = listening.status()
+        log.info("listening to %s at %d Hz", status.get("path") or status.get("device")
+                 or "the default input", status["sample_rate"])
 
     def _join_link(self, stack: contextlib.AsyncExitStack) -> None:
         """Take the beat from Ableton Link; without it the fixed tempo plays on."""
@@ -360,6 +386,9 @@ class Show:
             "tempo": self._tempo_state(),
             "midi": self.midi.stats() if self.midi is not None else None,
             "outputs": self._outputs_state(),
+            "audio": (self.listening.status() if self.listening is not None else
+                      None if self.config.audio is None else
+                      {"state": "off", "last_error": self.audio_error}),
         }
 
     def _outputs_state(self) -> list[dict[str, Any]]:
@@ -387,7 +416,8 @@ class Show:
 
     def _tempo_state(self) -> dict[str, Any]:
         tempo, reading = self.engine.tempo, self.engine.last_tempo
-        source = {FixedTempo: "fixed", LinkTempo: "link"}.get(type(tempo), "midi clock")
+        source = {FixedTempo: "fixed", LinkTempo: "link", AudioTempo: "audio"}.get(
+            type(tempo), "midi clock")
         state = {"source": source, "bpm": round(reading.bpm, 3),
                  "beat": round(reading.beat, 3), "running": reading.running}
         if isinstance(tempo, LinkTempo):

@@ -1,7 +1,8 @@
-"""A private, throwaway JACK server on its dummy driver, for tests with real MIDI ports.
+"""A private, throwaway JACK server on its dummy driver, for tests with real MIDI or audio ports.
 
-No sound card needed. Each server gets its own name, so test runs side by side never share
-one, and it runs in its own process group, so nothing of it outlives the tests.
+No sound card needed: the dummy driver keeps the audio clock on a timer. Each server gets its
+own name, so test runs side by side never share one, and it runs in its own process group, so
+nothing of it outlives the tests.
 """
 
 from __future__ import annotations
@@ -28,17 +29,24 @@ class JackUnavailable(RuntimeError):
 
 
 @contextlib.contextmanager
-def jack_server(timeout: float = 10.0) -> Iterator[str]:
-    """Run `jackd -d dummy` with JACK_DEFAULT_SERVER pointing at it; stop it afterwards."""
+def jack_server(timeout: float = 10.0, *, audio: int = 0, period: int = 1024,
+                name: str | None = None) -> Iterator[str]:
+    """Run `jackd -d dummy` with JACK_DEFAULT_SERVER pointing at it; stop it afterwards.
+
+    `audio` gives it that many capture and playback channels (system:capture_1 ...), for
+    audio tests; `period` is frames per cycle at 48 kHz; `name` brings a server back under
+    the name of one that was stopped, as if it had restarted.
+    """
     exe = shutil.which("jackd")
     if exe is None:
         raise JackUnavailable("jackd is not on PATH (apt-get install jackd2)")
-    name = f"perform-test-{os.getpid()}-{secrets.token_hex(3)}"
+    name = name or f"perform-test-{os.getpid()}-{secrets.token_hex(3)}"
     # 32 ports keep its shared memory under 40 MB (Docker gives /dev/shm 64 MB). Without
     # real-time scheduling a client that runs a cycle late misses that cycle's MIDI: measured
     # on 2 busy cores, 64 frames (1.3 ms) lost 0.1-7 % of messages, 1024 frames (21 ms) none
     command = [exe, "--no-realtime", "--name", name, "--port-max", "32", "-d", "dummy",
-               "--rate", "48000", "--period", "1024", "--capture", "0", "--playback", "0"]
+               "--rate", "48000", "--period", str(period),
+               "--capture", str(audio), "--playback", str(audio)]
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}  # no D-Bus device reservation
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

@@ -20,7 +20,7 @@ from perform.patch import param
 PATCHES = sorted((Path(__file__).resolve().parent.parent / "patches").glob("*.py"))
 
 
-CHECKPOINTS = {"stylegan_walk.py": ("stylegan.pkl",),
+CHECKPOINTS = {"stylegan_walk.py": ("stylegan.pkl",), "audio_stylegan.py": ("stylegan.pkl",),
                "stylegan_morph.py": ("stylegan-a.pkl", "stylegan-b.pkl")}
 
 

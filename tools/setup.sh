@@ -7,8 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null; then
     # Xvfb + Mesa: real windows for the tests; Chromium: the preview page in a real browser;
     # iproute2: private network namespaces for the mDNS and Link tests; libasound2: MIDI;
-    # jackd2: a JACK server on its dummy driver gives the MIDI tests real ports
+    # libportaudio2: live audio input (sounddevice); jackd2: a JACK server on its dummy
+    # driver gives the MIDI and audio tests real ports
     packages="xvfb xauth libgl1 libglx-mesa0 libgl1-mesa-dri libegl1 libegl-mesa0 libasound2"
+    packages="$packages libportaudio2"
     [ "${EXTRA:-}" = test ] && packages="$packages chromium iproute2 jackd2"
     missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
     if [ -n "$missing" ]; then

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from perform.audio.features import AudioFeatures
 from perform.core.params import Value
 
 
@@ -30,6 +31,7 @@ class Frame:
     beat: float = 0.0  # where the music was (ctx.beat)
     # the image at the outputs' other sizes, when the GPU scaled it (see outputs.fit)
     scaled: Mapping[tuple[int, int, str], np.ndarray] = field(default_factory=dict)
+    audio: AudioFeatures | None = None  # what the music was, if the show listens
 
     @property
     def width(self) -> int:

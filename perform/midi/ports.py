@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +42,9 @@ OURS = re.compile(rf"{CLIENT}(-\d+)?(:|$)")  # JACK calls a second client "perfo
 LOOPBACK = "midi through"  # ALSA's echo port: with `all` both ways we would hear ourselves
 ALSA_SEQ = Path("/dev/snd/seq")
 QUEUE_SIZE = 4096  # messages rtmidi holds per port between two polls
+# seconds between closing two JACK ports: libjack may crash a client whose port goes while
+# it still handles the notifications of the last one that went (jack2 issues 216 and 340)
+JACK_SETTLE = 0.05
 
 Port: TypeAlias = "rtmidi.MidiIn | rtmidi.MidiOut"
 
@@ -211,8 +215,7 @@ class _Ports:
         with self._lock:
             closing = [self._ports[n] for n in gone]
             self._ports = {n: p for n, p in self._ports.items() if n not in gone} | opened
-        for port in closing:  # nobody can reach them any more
-            port.delete()
+        self._delete(closing)  # nobody can reach them any more
         for name in gone:
             stats = self._stats[name]
             stats.connected, stats.disconnects = False, stats.disconnects + 1
@@ -234,6 +237,12 @@ class _Ports:
         self._failing.discard(name)
         return port
 
+    def _delete(self, ports: list[Any]) -> None:
+        for i, port in enumerate(ports):
+            if i and self.api == rtmidi.API_UNIX_JACK:
+                time.sleep(JACK_SETTLE)
+            port.delete()
+
     def stats(self) -> dict[str, Any]:
         """For /api/state: the system, what was asked for, and each port's counters."""
         return {"api": None if self.api is None else rtmidi.get_api_name(self.api),
@@ -248,8 +257,7 @@ class _Ports:
             doomed, probe, self._probe = list(ports.values()), self._probe, None
             if probe is not None and probe not in doomed:  # the probe may be our virtual port
                 doomed.append(probe)
-            for port in doomed:
-                port.delete()
+            self._delete(doomed)
             for stats in self._stats.values():
                 stats.connected = False
 

@@ -13,6 +13,7 @@ line as `--output KIND[:option=value,...]`; `size`, `fit` and `fps` work for eve
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -40,6 +41,20 @@ class OutputError(Exception):
 
 class OutputUnavailable(OutputError):
     """An output that cannot run on this machine (wrong OS, package missing): never retried."""
+
+
+OS_NAMES = {"linux": "Linux", "darwin": "macOS", "win32": "Windows"}
+SHARING = {"win32": "spout", "darwin": "syphon"}  # same-machine texture sharing, per OS
+
+
+def require_os(kind: str, platform: str) -> None:
+    """`OutputUnavailable` saying what to use here instead, unless this is `platform`."""
+    if sys.platform == platform:
+        return
+    here = OS_NAMES.get(sys.platform, sys.platform)
+    also = f" or --output {SHARING[sys.platform]}" if sys.platform in SHARING else ""
+    raise OutputUnavailable(f"{kind} needs {OS_NAMES[platform]}, this is {here}: use "
+                            f"--output ndi or --output virtualcam{also}")
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ class VideoWriter(FrameWriter):
     """
 
     def __init__(self, path: Path, *, fps: float, width: int, height: int,
-                 codec: str = "h264", live: bool = False, crf: int = 18) -> None:
+                 codec: str = "h264", live: bool = False, crf: int = 18,
+                 audio_rate: int | None = None) -> None:
         if width % 2 or height % 2:
             raise ValueError(
                 f"H.264 (yuv420p) needs an even width and height, got {width}x{height}; "
@@ -133,6 +134,28 @@ class VideoWriter(FrameWriter):
             raise
         self._stream = stream
         self._last_pts = -1
+        self._audio = None
+        if audio_rate:  # a sound track (a music video): mono AAC, see `write_audio`
+            try:
+                self._audio = self._container.add_stream("aac", rate=audio_rate, layout="mono")
+            except BaseException:
+                self._discard()
+                raise
+        self.audio_written = 0  # samples
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append mono samples (-1..1) to the sound track, which runs on from 0 without gaps:
+        give it the audio that belongs with each frame as the frames are written."""
+        if self._audio is None:
+            raise ValueError(f"{self.path.name} was opened without a sound track")
+        if not len(samples):
+            return
+        block = np.ascontiguousarray(np.clip(samples, -1.0, 1.0), np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+        frame.sample_rate = self._audio.rate
+        frame.pts, frame.time_base = self.audio_written, Fraction(1, self._audio.rate)
+        self.audio_written += block.shape[1]
+        self._container.mux(self._audio.encode(frame))
 
     def _write(self, image: np.ndarray, at: float | None) -> None:
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -146,6 +169,8 @@ class VideoWriter(FrameWriter):
     def _finish(self) -> None:
         try:
             self._container.mux(self._stream.encode(None))  # flush delayed frames
+            if self._audio is not None:
+                self._container.mux(self._audio.encode(None))
             self._container.close()
         except BaseException:
             if not self.live:  # a live recording keeps what it has: it plays up to there
@@ -192,8 +217,10 @@ def save_png(image: np.ndarray, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def open_writer(path: Path, *, fps: float, width: int, height: int) -> FrameWriter:
-    """Pick a writer from the path: video for .mp4/.mov/.mkv, else a PNG folder."""
+def open_writer(path: Path, *, fps: float, width: int, height: int,
+                audio_rate: int | None = None) -> FrameWriter:
+    """Pick a writer from the path: video for .mp4/.mov/.mkv (with a sound track at
+    `audio_rate`, if given), else a PNG folder."""
     path = Path(path)
     if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be a positive number, got {fps}")
@@ -201,7 +228,10 @@ def open_writer(path: Path, *, fps: float, width: int, height: int) -> FrameWrit
         raise ValueError(f"size must be positive, got {width}x{height}")
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        return VideoWriter(path, fps=fps, width=width, height=height)
+        return VideoWriter(path, fps=fps, width=width, height=height, audio_rate=audio_rate)
+    if audio_rate:
+        raise ValueError(f"a music video needs a video file ({', '.join(VIDEO_SUFFIXES)}), "
+                         f"not {path.name!r}")
     if suffix and not path.is_dir():
         raise ValueError(f"unsupported output {path.name!r}: use {SUPPORTED}")
     return PngFolderWriter(path, width=width, height=height)

@@ -19,15 +19,18 @@ main thread; `close` gives it back with `closeOpenGL()`.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, ClassVar
 
 import numpy as np
 
 from perform.core.frames import Frame
-from perform.outputs.base import Output, OutputError, OutputSpec, OutputUnavailable
-
-OS_NAMES = {"linux": "Linux", "darwin": "macOS", "win32": "Windows"}
+from perform.outputs.base import (
+    Output,
+    OutputError,
+    OutputSpec,
+    OutputUnavailable,
+    require_os,
+)
 
 
 class SpoutOutput(Output):
@@ -41,11 +44,7 @@ class SpoutOutput(Output):
         self._rgb = 0  # SpoutGL.enums.GL_RGB: our frames are packed RGB, top row first
 
     def open(self) -> None:
-        if sys.platform != "win32":
-            here = OS_NAMES.get(sys.platform, sys.platform)
-            also = " or --output syphon" if sys.platform == "darwin" else ""
-            raise OutputUnavailable(f"spout needs Windows, this is {here}: use --output ndi "
-                                    f"or --output virtualcam{also}")
+        require_os(self.kind, "win32")
         try:
             import SpoutGL
             from SpoutGL.enums import GL_RGB

@@ -21,16 +21,19 @@ Cocoa run loop (syphon-python's docs ask headless servers to pump it).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from perform.core.frames import Frame
-from perform.outputs.base import Output, OutputError, OutputSpec, OutputUnavailable
-
-OS_NAMES = {"linux": "Linux", "darwin": "macOS", "win32": "Windows"}
+from perform.outputs.base import (
+    Output,
+    OutputError,
+    OutputSpec,
+    OutputUnavailable,
+    require_os,
+)
 
 
 class SyphonOutput(Output):
@@ -46,11 +49,7 @@ class SyphonOutput(Output):
         self._rgba = np.empty((0, 0, 4), np.uint8)
 
     def open(self) -> None:
-        if sys.platform != "darwin":
-            here = OS_NAMES.get(sys.platform, sys.platform)
-            also = " or --output spout" if sys.platform == "win32" else ""
-            raise OutputUnavailable(f"syphon needs macOS, this is {here}: use --output ndi "
-                                    f"or --output virtualcam{also}")
+        require_os(self.kind, "darwin")
         try:
             import Metal
             import syphon

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from perform.audio.features import AudioFeatures
 from perform.core.frames import Frame
 from perform.core.params import ParamStore
 from perform.io.osc.wire import build, value_message
@@ -36,6 +37,7 @@ class OscFeedback:
         self._targets: list[tuple[str, int]] = []
         self._version = 0
         self._beat: int | None = None
+        self._onsets = 0  # the audio's onset count at the last frame sent
         self._stats_at = 0.0
         self.sent = 0
         self.errors = 0
@@ -80,6 +82,8 @@ class OscFeedback:
             self._beat = int(frame.beat)
             self.send("/perform/beat", self._beat)
         self.send("/perform/phase", frame.beat % 1.0)
+        if frame.audio is not None:
+            self._send_audio(frame.audio)
         now = time.monotonic()
         if now - self._stats_at >= STATS_EVERY:
             self._stats_at = now
@@ -87,6 +91,19 @@ class OscFeedback:
             self.send("/perform/fps", float(stats["fps"] or 0.0))
             self.send("/perform/stats", int(stats["frames"]), int(stats["dropped"]),
                       float(stats["frame_ms_p99"] or 0.0))
+
+    def _send_audio(self, audio: AudioFeatures) -> None:
+        """The music's features, each frame: /perform/audio/level, /perform/audio/low (one
+        address per band), onset, bpm, phase, chroma (12 floats), percussive, harmonic, and
+        /perform/audio/hit with the onset count on the frame after an onset."""
+        for name in ("level", "onset", "bpm", "phase", "percussive", "harmonic"):
+            self.send(f"/perform/audio/{name}", float(getattr(audio, name)))
+        for band, value in audio.bands.items():
+            self.send(f"/perform/audio/{band}", float(value))
+        self.send("/perform/audio/chroma", *(float(v) for v in audio.chroma))
+        if audio.onsets > self._onsets:
+            self.send("/perform/audio/hit", audio.onsets)
+        self._onsets = audio.onsets
 
     def send(self, address: str, *args: Any) -> int:
         """Send one message to every target; returns how many sends succeeded."""
