@@ -3,8 +3,9 @@
     .venv/bin/python tools/bench_audio_latency.py [--clicks 60] [--fps 60] [--period 256]
 
 A private JACK server on its dummy driver stands in for the sound card. A player process
-writes a click into its output every 0.45 to 0.55 s and prints when (time.monotonic(), the
-moment its callback wrote the click's first sample); a show listening to that output
+writes a click into its output every 0.45 to 0.55 s and prints when (time.monotonic() as
+its callback hands JACK the block with the click: JACK delivers a whole block at once, so
+that is the earliest any of it can be heard); a show listening to that output
 renders at `--fps` a patch that lights up on `ctx.hit()`. Latency is the first lit frame's
 publication minus the click: JACK's buffering, the capture process and its pipe, the
 analyser's hop, the wait for the next frame slot and the frame itself. Needs jackd and
@@ -37,7 +38,7 @@ def play(out, frames, when, status):
     while state["next"] < start + frames:
         at = state["next"] - start
         out[at:at + 96, 0] = np.random.uniform(-0.8, 0.8, min(96, frames - at))
-        print(now + at / 48000, flush=True)
+        print(now, flush=True)
         state["next"] += int(random.uniform(0.45, 0.55) * 48000)
     state["played"] += frames
 stream = sounddevice.OutputStream(samplerate=48000, channels=2, dtype="float32", callback=play)
@@ -106,6 +107,7 @@ def main() -> None:
         while len([c for c in clicks if c > started + 1.0]) < args.clicks:
             time.sleep(0.1)
         time.sleep(0.2)
+        heard_by_show = show.listening.status() if show.listening else {}
         show.stop.set()
         server.join(timeout=10)
         player.stdin.close()
@@ -120,6 +122,8 @@ def main() -> None:
     ms = np.array(latencies) * 1000
     print(f"JACK period {args.period} at 48 kHz ({args.period / 48:.1f} ms), {args.fps:g} fps: "
           f"{len(latencies)}/{len(heard)} clicks lit a frame within 200 ms")
+    print(f"the input: {heard_by_show.get('blocks')} blocks, "
+          f"{heard_by_show.get('overflows')} overflows (blocks JACK or the pipe dropped)")
     print(f"click to first lit frame: median {np.median(ms):.1f} ms, p99 "
           f"{np.percentile(ms, 99):.1f} ms, min {ms.min():.1f} ms, max {ms.max():.1f} ms")
 
