@@ -159,9 +159,12 @@ def parser() -> argparse.ArgumentParser:
                      "fps, errors); repeatable")
     run.add_argument("--osc-max-delay", type=positive, default=10.0, metavar="SECONDS",
                      help="hold timetagged bundles at most this far ahead (default 10)")
-    run.add_argument("--token", help="secret for /perform/patch/load, /perform/preset/save "
-                     "and MIDI learn when --host is not loopback (default: a random one, "
-                     "printed at start)")
+    run.add_argument("--token", help="secret for /perform/patch/load, preset and scene saves, "
+                     "scene recalls, stills and MIDI learn when --host is not loopback (default: "
+                     "a random one, printed at start)")
+    run.add_argument("--resume", action="store_true",
+                     help="start from the patch folder's scenes/autosave.json (saved every "
+                          "5 s): the patch and every param as they were")
 
     audio = commands.add_parser("audio", help="audio inputs")
     audio.add_subparsers(dest="audio_command", required=True).add_parser(
@@ -243,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                                bpm=args.bpm, osc_out=tuple(args.osc_out),
                                oscquery_port=args.oscquery_port, zeroconf=not args.no_zeroconf,
                                osc_max_delay=args.osc_max_delay, token=args.token,
-                               link=args.link, midi=midi, audio=audio))
+                               link=args.link, midi=midi, audio=audio,
+                               resume=args.resume))
         show.run()
     except ValueError as exc:  # an --osc-out host that does not resolve, say
         print(f"perform: {exc}", file=sys.stderr)

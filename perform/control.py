@@ -13,9 +13,9 @@ import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from perform.core.presets import PresetError, load_preset, save_preset
+from perform.core.scenes import SceneError
 from perform.io.osc import Command, CommandError, FeedbackError, Peer
 from perform.midi.learn import LearnError
 from perform.midi.rig import Learned
@@ -23,12 +23,21 @@ from perform.midi.rig import Learned
 if TYPE_CHECKING:
     from perform.show import Show
 
+T = TypeVar("T")
+
 # address -> (OSC type tags, what it does): shown to OSCQuery clients and in the README
 COMMANDS: dict[str, tuple[str, str]] = {
     "/perform/reload": ("", "load the patch file again"),
     "/perform/patch/load": ("s", "run another patch file from the patch folder"),
     "/perform/preset/save": ("s", "save every param's value as presets/<name>.json"),
     "/perform/preset/load": ("s", "set every param saved in presets/<name>.json"),
+    "/perform/scene/save": ("s", "save the whole state (every param, the patch) as "
+                                 "scenes/<name>.json"),
+    "/perform/scene/recall": ("sf", "recall scenes/<name>.json at once, or crossfade to it "
+                                    "over the seconds given"),
+    "/perform/scene/recall/beats": ("sf", "crossfade to scenes/<name>.json over this many "
+                                          "beats of the show's tempo"),
+    "/perform/scene/list": ("", "answers /perform/scene/list with every readable scene's name"),
     "/perform/fps": ("f", "target frames per second"),
     "/perform/ping": ("", "answers /perform/pong with the same arguments"),
     "/perform/feedback/add": ("i", "send feedback to the sender's host at this port"),
@@ -41,31 +50,46 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def server_commands(show: Show) -> dict[str, Command]:
-    folder = show.patch_folder
+    scenes = show.scenes
 
     def reload(args: tuple[Any, ...], peer: Peer) -> None:
         show.reload()
 
     def load_patch(args: tuple[Any, ...], peer: Peer) -> None:
-        path = _inside(folder, _text(_with_token(show, args, 1)))
+        try:
+            path = show.patch_file(_text(_with_token(show, args, 1)))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         show.switch_patch(path)
 
-    def save(args: tuple[Any, ...], peer: Peer) -> None:
+    def save_preset(args: tuple[Any, ...], peer: Peer) -> None:
         name = _text(_with_token(show, args, 1))
-        try:
-            save_preset(show.store, folder, name)
-        except PresetError as exc:
-            raise CommandError(str(exc)) from None
+        _scene_command(lambda: scenes.presets.save(name, scenes.capture()))
 
-    def load(args: tuple[Any, ...], peer: Peer) -> tuple[str, tuple[Any, ...]] | None:
-        try:
-            refused = load_preset(show.store, folder, _text(args))
-        except PresetError as exc:
-            raise CommandError(str(exc)) from None
-        if refused:  # applied what it could: say what it skipped
-            return "/perform/ok", ("/perform/preset/load",
-                                   "skipped " + "; ".join(refused.values()))
-        return None
+    def load_preset(args: tuple[Any, ...], peer: Peer) -> tuple[str, tuple[Any, ...]] | None:
+        values = _scene_command(lambda: scenes.presets.read(_text(args))).params
+        return _skipped("/perform/preset/load", show.store.set_many(values))
+
+    def save_scene(args: tuple[Any, ...], peer: Peer) -> None:
+        name = _text(_with_token(show, args, 1))
+        _scene_command(lambda: scenes.save(name))
+
+    def recall(unit: str) -> Command:
+        """Recall: a name and seconds (optional: 0 is at once), or a name and beats."""
+        address = "/perform/scene/recall" + ("/beats" if unit == "beats" else "")
+        counts = range(2, 3) if unit == "beats" else range(1, 3)
+
+        def command(args: tuple[Any, ...], peer: Peer) -> tuple[str, tuple[Any, ...]] | None:
+            args = _with_token(show, args, counts)
+            if len(args) not in counts:
+                raise CommandError(f"needs a scene name and {unit}"
+                                   if unit == "beats" else "needs a scene name [seconds]")
+            name, length = _text(args[:1]), _number(args[1:]) if len(args) == 2 else 0.0
+            return _skipped(address, _scene_command(lambda: scenes.recall(name, length, unit)))
+        return command
+
+    def list_scenes(args: tuple[Any, ...], peer: Peer) -> tuple[str, tuple[Any, ...]]:
+        return "/perform/scene/list", tuple(scenes.shelf.names())
 
     def fps(args: tuple[Any, ...], peer: Peer) -> None:
         value = _number(args)
@@ -108,7 +132,10 @@ def server_commands(show: Show) -> dict[str, Command]:
 
     handlers: dict[str, Command] = {
         "/perform/reload": reload, "/perform/patch/load": load_patch,
-        "/perform/preset/save": save, "/perform/preset/load": load, "/perform/fps": fps,
+        "/perform/preset/save": save_preset, "/perform/preset/load": load_preset,
+        "/perform/scene/save": save_scene, "/perform/scene/recall": recall("s"),
+        "/perform/scene/recall/beats": recall("beats"),
+        "/perform/scene/list": list_scenes, "/perform/fps": fps,
         "/perform/ping": ping, "/perform/feedback/add": feedback(show.feedback.add_target),
         "/perform/feedback/remove": feedback(show.feedback.remove_target),
         "/perform/midi/learn": learn, "/perform/still": still,
@@ -140,14 +167,33 @@ def _saved(path: Path) -> tuple[str, tuple[Any, ...]]:
     return "/perform/still/saved", (str(path),)
 
 
-def _with_token(show: Show, args: tuple[Any, ...], wanted: int) -> tuple[Any, ...]:
-    """The args without the token; refused when the show needs one and it is wrong."""
+def _with_token(show: Show, args: tuple[Any, ...], wanted: int | range) -> tuple[Any, ...]:
+    """The args without the token; refused when the show needs one and it is wrong.
+
+    `wanted` is how many args come before the token (a range where some are optional).
+    """
     if show.token is None:
         return args
-    if len(args) != wanted + 1 or args[-1] != show.token:
+    counts = range(wanted, wanted + 1) if isinstance(wanted, int) else wanted
+    if len(args) - 1 not in counts or args[-1] != show.token:
         raise CommandError("this server listens beyond this machine: add its token "
                            "(printed at start) as the last argument")
     return args[:-1]
+
+
+def _scene_command(action: Callable[[], T]) -> T:
+    """A scene or preset action, its SceneError turned into the refusal the sender gets."""
+    try:
+        return action()
+    except SceneError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _skipped(address: str, refused: dict[str, str]) -> tuple[str, tuple[Any, ...]] | None:
+    """/perform/ok naming what a recall skipped (params the patch no longer has), if any."""
+    if refused:
+        return "/perform/ok", (address, "skipped " + "; ".join(refused.values()))
+    return None
 
 
 def _text(args: tuple[Any, ...]) -> str:
@@ -162,13 +208,3 @@ def _number(args: tuple[Any, ...]) -> float:
     if not math.isfinite(args[0]):
         raise CommandError(f"refuses {args[0]}")
     return float(args[0])
-
-
-def _inside(folder: Path, name: str) -> Path:
-    """A patch file in the patch folder; nothing outside it can be loaded over OSC."""
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder):
-        raise CommandError(f"{name} is outside the patch folder {folder}")
-    if path.suffix != ".py" or not path.is_file():
-        raise CommandError(f"no patch file {name} in {folder}")
-    return path

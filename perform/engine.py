@@ -39,6 +39,7 @@ class Engine:
                  stats: FrameStats | None = None,
                  on_error: Callable[[PatchError], None] = lambda error: None,
                  on_swap: Callable[[Patch], None] = lambda patch: None,
+                 before_snapshot: Callable[[float, float], None] = lambda t, beat: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.models = store, models
         self.width, self.height, self.fps = width, height, fps
@@ -53,6 +54,7 @@ class Engine:
         self.sizes: set[Size] = set()  # outputs' other sizes, scaled on the GPU for GPU frames
         self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
         self._on_error, self._on_swap, self._clock = on_error, on_swap, clock
+        self._before_snapshot = before_snapshot  # (t, beat): moves params, e.g. a crossfade
         self._pending: Patch | None = None
         self._pending_lock = threading.Lock()
         self.active: Patch | None = None
@@ -90,8 +92,9 @@ class Engine:
         dt = 0.0 if self._last_t is None else max(t - self._last_t, 0.0)
         self._last_t = t
         self._swap_pending()
-        values, version = self.store.snapshot(dt)
         tempo = self.last_tempo = self.tempo.reading(t)
+        self._before_snapshot(t, tempo.beat)
+        values, version = self.store.snapshot(dt)
         prev_beat = tempo.beat - 1e-9 if self._last_beat is None else self._last_beat
         self._last_beat = tempo.beat
         audio = self.audio(t) if self.audio is not None else REST

@@ -48,6 +48,7 @@ from perform.outputs.base import OutputSpec, RunningOutput
 from perform.outputs.recording import save_png
 from perform.outputs.window import WindowCounters, window_settings
 from perform.patch import Ctx
+from perform.show_scenes import ShowScenes
 from perform.tempo import FixedTempo
 from perform.tempo.link import LinkTempo
 
@@ -77,6 +78,7 @@ class ShowConfig:
     link: bool = False  # follow (or lead) an Ableton Link session instead of a fixed --bpm
     midi: MidiConfig | None = field(default_factory=MidiConfig)  # None: no MIDI (--no-midi)
     audio: AudioConfig | None = None  # None: no audio, ctx.audio at rest
+    resume: bool = False  # start from the patch folder's scenes/autosave.json
 
 
 def pick_device(name: str) -> torch.device:
@@ -108,13 +110,15 @@ class Show:
                         for spec in config.outputs]
         self.window = window_settings(config.window) if config.window is not None else None
         self.window_counters = WindowCounters()
+        self.scenes = ShowScenes(self)
         boxes = [self.preview_box, self.control_box] + [o.mailbox for o in self.outputs]
         self.engine = Engine(self.store, self.models, width=config.width, height=config.height,
                              fps=config.fps, tempo=FixedTempo(config.bpm),
                              outputs=boxes + ([self.window_box] if self.window is not None
                                               else []),
                              stats=self.stats,
-                             on_error=self._announce, on_swap=self._swapped)
+                             on_error=self._announce, on_swap=self._swapped,
+                             before_snapshot=self.scenes.fader.step)
         self.engine.sizes = {o.size for o in self.outputs
                              if o.size[:2] != (config.width, config.height)}
         self.stills_folder = config.stills or self.patch_folder / "stills"
@@ -154,6 +158,8 @@ class Show:
         self._loop = asyncio.get_running_loop()
         async with contextlib.AsyncExitStack() as stack:
             stack.callback(self.feedback.close)
+            if self.config.resume:
+                self.scenes.resume()
             # the first frame wants the patch, but a patch that never loads must not stop the show
             await asyncio.wait({self._start_load()}, timeout=10.0)
             if self.config.audio is not None:
@@ -178,7 +184,7 @@ class Show:
 
             preview = JpegPreview(self.preview_box)
             app = make_app(self.store, self.state, preview, self._learn, self.still,
-                           self.token)
+                           self.scenes, self.token)
             self.http_address = await _serve_http(stack, app, host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup
             oscquery_port = self.config.oscquery_port
@@ -198,7 +204,7 @@ class Show:
             if self.midi is not None:
                 engine = self.engine
                 await self.midi.start(stack, lambda: engine.tempo.reading(engine.show_time()))
-            for task in (self._watch(), self._each_frame()):
+            for task in (self._watch(), self._each_frame(), self.scenes.autosave()):
                 stack.push_async_callback(cancel, asyncio.create_task(task))
             await asyncio.sleep(0)  # the watcher registers its inotify watch before any await
             self.ready.set()
@@ -207,7 +213,8 @@ class Show:
                      *self.http_address, *self.oscquery_address)
             if self.token is not None:
                 log.warning("perform listens beyond this machine; the token for /perform/"
-                            "patch/load, /perform/preset/save, stills and MIDI learn is %s",
+                            "patch/load, preset and scene saves, scene recalls, stills and MIDI "
+                            "learn is %s",
                             self.token)
             await asyncio.to_thread(self.stop.wait)
 
@@ -256,6 +263,15 @@ class Show:
     def reload(self) -> None:
         """Load the patch file again now (OSC /perform/reload); call on the event loop."""
         self._start_load()
+
+    def patch_file(self, name: str) -> Path:
+        """A patch file in the patch folder (nothing outside it); raises ValueError."""
+        path = (self.patch_folder / name).resolve()
+        if not path.is_relative_to(self.patch_folder):
+            raise ValueError(f"{name} is outside the patch folder {self.patch_folder}")
+        if path.suffix != ".py" or not path.is_file():
+            raise ValueError(f"no patch file {name} in {self.patch_folder}")
+        return path
 
     def switch_patch(self, path: Path) -> None:
         """Run another patch file; the running one draws until the new one has loaded."""
@@ -355,6 +371,7 @@ class Show:
             keep |= self.engine.fallback.model_keys
         self.models.keep_only(keep)
         log.info("patch version %d running", patch.version)
+        self.scenes.patch_declared(patch)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.feedback.send, "/perform/patch",
                                             str(patch.path), patch.version)
@@ -383,6 +400,7 @@ class Show:
                                  "sent": self.feedback.sent, "errors": self.feedback.errors,
                                  "last_error": self.feedback.last_error}},
             "ports": self.ports(),
+            **self.scenes.state(),
             "tempo": self._tempo_state(),
             "midi": self.midi.stats() if self.midi is not None else None,
             "outputs": self._outputs_state(),

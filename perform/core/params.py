@@ -195,21 +195,59 @@ class ParamStore:
         Unknown names and bad values are skipped, each with the reason, so a preset saved
         for an older version of a patch still applies what it can.
         """
-        refused: dict[str, str] = {}
         with self._lock:
-            accepted: dict[str, Value] = {}
-            for name, value in values.items():
-                spec = self._specs.get(name)
-                try:
-                    if spec is None:
-                        raise UnknownParam(f"no param named {name!r}")
-                    accepted[name] = spec.coerce(value)
-                except ParamError as exc:
-                    refused[name] = str(exc)
+            accepted, refused = self._coerce_many_locked(values)
             self.version += 1
             for name, coerced in accepted.items():
                 self._target_locked(name, self._specs[name], coerced)
         return refused
+
+    def coerce_many(self, values: Mapping[str, object]) -> tuple[dict[str, Value], dict[str, str]]:
+        """Each value coerced by its param, and those refused with the reason; sets nothing."""
+        with self._lock:
+            return self._coerce_many_locked(values)
+
+    def _coerce_many_locked(self, values: Mapping[str, object]
+                            ) -> tuple[dict[str, Value], dict[str, str]]:
+        accepted: dict[str, Value] = {}
+        refused: dict[str, str] = {}
+        for name, value in values.items():
+            spec = self._specs.get(name)
+            try:
+                if spec is None:
+                    raise UnknownParam(f"no param named {name!r}")
+                accepted[name] = spec.coerce(value)
+            except ParamError as exc:
+                refused[name] = str(exc)
+        return accepted, refused
+
+    def set_unless_moved(self, values: Mapping[str, Value],
+                         expected: Mapping[str, Value]) -> set[str]:
+        """Set each target that still holds `expected[name]`; returns the names that did not.
+
+        A crossfade writes through this once a frame, so a fader the performer moves mid-fade
+        (or a param a save removed or retyped) is theirs from that moment on.
+        """
+        moved: set[str] = set()
+        changed: dict[str, Value] = {}
+        with self._lock:
+            for name, value in values.items():
+                spec = self._specs.get(name)
+                if spec is None or self._targets[name] != expected[name]:
+                    moved.add(name)  # removed, or moved by someone else
+                    continue
+                try:
+                    coerced = spec.coerce(value)
+                except ParamError:  # retyped by a save
+                    moved.add(name)
+                    continue
+                if coerced != self._targets[name]:
+                    changed[name] = coerced
+            if changed:
+                self.version += 1
+                for name, coerced in changed.items():
+                    self._target_locked(name, self._specs[name], coerced)
+        return moved
 
     def _target_locked(self, name: str, spec: ParamSpec, value: Value) -> None:
         self._targets[name] = value

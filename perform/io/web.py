@@ -1,4 +1,4 @@
-"""HTTP: the state as JSON, params by POST, MIDI learn, and a preview page with live MJPEG.
+"""HTTP: the state as JSON, params by POST, scenes, MIDI learn, and a preview page with MJPEG.
 
 Frames are JPEG-encoded once per frame in a worker thread, whatever the number of viewers,
 and only while someone watches; a slow viewer skips frames instead of queueing them.
@@ -14,15 +14,19 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from PIL import Image
 
 from perform.core.frames import Frame, Mailbox
 from perform.core.params import ParamError, ParamStore
+from perform.core.scenes import NoSuchScene, SceneError
 from perform.midi.learn import LearnError
 from perform.midi.rig import Learned
+
+if TYPE_CHECKING:
+    from perform.show_scenes import ShowScenes
 
 BOUNDARY = "perform-frame"
 
@@ -85,10 +89,10 @@ class JpegPreview:
 
 def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: JpegPreview,
              learn: Callable[[str], Awaitable[Learned]], still: Callable[[], Awaitable[Path]],
-             token: str | None = None) -> web.Application:
+             scenes: ShowScenes, token: str | None = None) -> web.Application:
     """The aiohttp application; `state` builds the /api/state document, `learn` binds the
-    next MIDI control moved, `still` saves a PNG. What writes files needs `token` as a
-    Bearer token, if set."""
+    next MIDI control moved, `still` saves a PNG. What writes files or recalls a scene needs
+    `token` as a Bearer token, if set."""
 
     def refused(request: web.Request) -> web.Response | None:
         if token is None or request.headers.get("Authorization") == f"Bearer {token}":
@@ -146,6 +150,42 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
         except OSError as exc:
             return web.json_response({"error": f"no still saved: {exc}"}, status=409)
 
+    async def get_scenes(request: web.Request) -> web.Response:
+        return web.json_response({"scenes": scenes.shelf.names()})
+
+    async def post_scene(request: web.Request) -> web.Response:
+        """Saves the whole state as the scene named in the path."""
+        if (refusal := refused(request)) is not None:
+            return refusal
+        try:
+            path = scenes.save(request.match_info["name"])
+        except SceneError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"saved": str(path)})
+
+    async def post_recall(request: web.Request) -> web.Response:
+        """{} recalls at once; {"seconds": x} or {"beats": n} crossfades."""
+        if (refusal := refused(request)) is not None:
+            return refusal
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+        if (not isinstance(body, dict) or len(body) > 1 or not body.keys() <= {"seconds", "beats"}
+                or any(isinstance(v, bool) or not isinstance(v, int | float)
+                       for v in body.values())):
+            return web.json_response({"error": 'the body must be {}, {"seconds": x} or '
+                                               '{"beats": n}'}, status=400)
+        unit, length = next(iter(body.items()), ("seconds", 0.0))
+        name = request.match_info["name"]
+        try:
+            skipped = scenes.recall(name, float(length), "beats" if unit == "beats" else "s")
+        except NoSuchScene as exc:
+            return web.json_response({"error": str(exc)}, status=404)
+        except SceneError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response({"recalled": name, "skipped": skipped})
+
     async def stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
@@ -167,5 +207,8 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
     app.router.add_post("/api/params", post_params)
     app.router.add_post("/api/midi/learn", post_learn)
     app.router.add_post("/api/still", post_still)
+    app.router.add_get("/api/scenes", get_scenes)
+    app.router.add_post("/api/scenes/{name}", post_scene)
+    app.router.add_post("/api/scenes/{name}/recall", post_recall)
     app.router.add_get("/stream.mjpg", stream)
     return app
