@@ -6,6 +6,7 @@ import argparse
 import gc
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -159,9 +160,11 @@ def parser() -> argparse.ArgumentParser:
                      "fps, errors); repeatable")
     run.add_argument("--osc-max-delay", type=positive, default=10.0, metavar="SECONDS",
                      help="hold timetagged bundles at most this far ahead (default 10)")
-    run.add_argument("--token", help="secret for /perform/patch/load, preset and scene saves, "
-                     "scene recalls, stills and MIDI learn when --host is not loopback (default: "
-                     "a random one, printed at start)")
+    run.add_argument("--token", default=os.environ.get("PERFORM_TOKEN"),
+                     help="secret for every HTTP change, /perform/patch/load, preset and scene "
+                     "saves, scene recalls, stills and MIDI learn when --host is not loopback "
+                     "(default: $PERFORM_TOKEN, else a random one, printed at start with a "
+                     "link that carries it)")
     run.add_argument("--resume", action="store_true",
                      help="start from the patch folder's scenes/autosave.json (saved every "
                           "5 s): the patch and every param as they were")

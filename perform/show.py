@@ -212,9 +212,10 @@ class Show:
                      "OSCQuery http://%s:%d/", self.patch_path, *self.osc_address,
                      *self.http_address, *self.oscquery_address)
             if self.token is not None:
-                log.warning("perform listens beyond this machine; the token for /perform/"
-                            "patch/load, preset and scene saves, scene recalls, stills and MIDI "
-                            "learn is %s",
+                log.warning("perform listens beyond this machine: every change over HTTP, "
+                            "and /perform/patch/load, preset and scene saves, scene recalls, "
+                            "stills and MIDI learn over OSC need its token, %s; the page "
+                            "with it: http://%s:%d/?token=%s", self.token, *self.http_address,
                             self.token)
             await asyncio.to_thread(self.stop.wait)
 

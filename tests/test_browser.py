@@ -8,6 +8,8 @@ import shutil
 import signal
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -113,6 +115,34 @@ async def test_preview_page_shows_frames_params_and_errors(tmp_path, live_show):
         saved = await page.until("document.getElementById('saved').textContent")
         assert saved.startswith(f"saved {tmp_path / 'stills'}/still-")
         assert Path(saved.removeprefix("saved ")).is_file()
+    finally:
+        await session.close()
+        os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait()
+
+
+async def test_beyond_loopback_every_change_needs_the_token_the_link_gives(tmp_path, live_show):
+    """A show that wants a token refuses changes without it (HTTP 401), and the page opened
+    from the link printed at start carries it: its sliders play, and the token leaves the
+    address bar."""
+    patch = tmp_path / "show.py"
+    patch.write_text(PATCH.format(extra=""))
+    live = live_show(patch, token="s3cret")
+    unsigned = urllib.request.Request(live.url + "/api/params", data=b'{"walk/speed": 0.5}',
+                                      method="POST", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        await asyncio.to_thread(urllib.request.urlopen, unsigned, timeout=5)
+    assert refused.value.code == 401
+    assert live.state()["params"]["walk/speed"]["value"] == 0.25
+    browser, session, page = await open_page(live.url + "/?token=s3cret",
+                                             str(tmp_path / "profile"))
+    try:
+        await page.until("!!document.querySelector('#params input')")
+        assert await page.js("location.search") == ""
+        await page.js("""(() => { const s = document.querySelector('#params input');
+                                  s.value = 0.75; s.dispatchEvent(new Event('input')); })()""")
+        await asyncio.to_thread(
+            wait_for, lambda: live.state()["params"]["walk/speed"]["value"] == 0.75)
     finally:
         await session.close()
         os.killpg(browser.pid, signal.SIGKILL)

@@ -109,6 +109,8 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
         return web.json_response(state())
 
     async def post_params(request: web.Request) -> web.Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
