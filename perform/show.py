@@ -36,9 +36,10 @@ from perform.core.params import ParamStore
 from perform.core.stats import FrameStats, percentile_ms
 from perform.engine import Engine
 from perform.io.discovery import advertise
+from perform.io.editor import editor_routes
 from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
 from perform.io.oscquery import OscQuery
-from perform.io.web import JpegPreview, make_app
+from perform.io.web import JpegPreview, make_app, token_check
 from perform.midi.learn import LearnError
 from perform.midi.mapping import MappingError
 from perform.midi.rig import Learned, MidiConfig, MidiRig
@@ -185,6 +186,8 @@ class Show:
             preview = JpegPreview(self.preview_box)
             app = make_app(self.store, self.state, preview, self._learn, self.still,
                            self.scenes, self.token)
+            app.add_routes(editor_routes(self.patch_folder, lambda: self.patch_path,
+                                         token_check(self.token), self.switch_patch))
             self.http_address = await _serve_http(stack, app, host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup
             oscquery_port = self.config.oscquery_port

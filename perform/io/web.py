@@ -87,12 +87,8 @@ class JpegPreview:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: JpegPreview,
-             learn: Callable[[str], Awaitable[Learned]], still: Callable[[], Awaitable[Path]],
-             scenes: ShowScenes, token: str | None = None) -> web.Application:
-    """The aiohttp application; `state` builds the /api/state document, `learn` binds the
-    next MIDI control moved, `still` saves a PNG. What writes files or recalls a scene needs
-    `token` as a Bearer token, if set."""
+def token_check(token: str | None) -> Callable[[web.Request], web.Response | None]:
+    """A check for requests that change the show: None when it may, else the 401 to send."""
 
     def refused(request: web.Request) -> web.Response | None:
         if token is None or request.headers.get("Authorization") == f"Bearer {token}":
@@ -100,6 +96,17 @@ def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: Jp
         return web.json_response({"error": "this server listens beyond this machine: send "
                                            "its token as 'Authorization: Bearer TOKEN'"},
                                  status=401)
+    return refused
+
+
+def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: JpegPreview,
+             learn: Callable[[str], Awaitable[Learned]], still: Callable[[], Awaitable[Path]],
+             scenes: ShowScenes, token: str | None = None) -> web.Application:
+    """The aiohttp application; `state` builds the /api/state document, `learn` binds the
+    next MIDI control moved, `still` saves a PNG. What writes files or recalls a scene needs
+    `token` as a Bearer token, if set."""
+
+    refused = token_check(token)
 
     async def index(request: web.Request) -> web.Response:
         page = resources.files("perform.io").joinpath("preview.html").read_text("utf-8")
