@@ -37,6 +37,7 @@ from perform.core.stats import FrameStats, percentile_ms
 from perform.engine import Engine
 from perform.io.discovery import advertise
 from perform.io.editor import editor_routes
+from perform.io.live import LiveHub
 from perform.io.osc import OscFeedback, OscRouter, OscServer, OscStats, Peer
 from perform.io.oscquery import OscQuery
 from perform.io.web import JpegPreview, make_app, token_check
@@ -142,6 +143,8 @@ class Show:
                                 max_delay=config.osc_max_delay, stats=self.osc_stats)
         self.osc = OscServer(self.router)
         self.oscquery = OscQuery(self.store, self._host_info, self._ws_packet, COMMANDS)
+        self.live = LiveHub(self.store, self._live_status, self.token)  # the control page
+        self._fps: tuple[float, float | None] = (0.0, None)  # (when read, fps) for the page
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.osc_address: tuple[str, int] | None = None
@@ -188,8 +191,10 @@ class Show:
                            self.scenes, self.token)
             app.add_routes(editor_routes(self.patch_folder, lambda: self.patch_path,
                                          token_check(self.token), self.switch_patch))
+            app.add_routes(self.live.routes())
             self.http_address = await _serve_http(stack, app, host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup
+            stack.push_async_callback(self.live.close)
             oscquery_port = self.config.oscquery_port
             if oscquery_port is None:
                 oscquery_port = self.http_address[1] + 1 if self.config.http_port else 0
@@ -223,7 +228,8 @@ class Show:
             await asyncio.to_thread(self.stop.wait)
 
     async def _each_frame(self) -> None:
-        """Mirror the show once per rendered frame: OSC feedback and OSCQuery listeners."""
+        """Mirror the show once per rendered frame: OSC feedback, OSCQuery listeners and
+        the control pages."""
         while True:
             frame = await self.control_box.next()
             try:
@@ -231,6 +237,10 @@ class Show:
             except Exception:  # a bug in feedback must not stop OSCQuery's listeners
                 log.exception("OSC feedback failed")
             self.oscquery.publish()  # never raises
+            try:
+                self.live.publish()
+            except Exception:
+                log.exception("the control page's feed failed")
             if self.midi is not None:
                 try:
                     self.midi.each_frame(frame.t)
@@ -380,7 +390,7 @@ class Show:
             self._loop.call_soon_threadsafe(self.feedback.send, "/perform/patch",
                                             str(patch.path), patch.version)
 
-    def state(self) -> dict[str, Any]:
+    def _patch_state(self) -> dict[str, Any]:
         engine = self.engine
         active, error = engine.active, engine.error
         if active is None:
@@ -389,9 +399,19 @@ class Show:
             status = "ok"
         else:
             status = "error" if active.version >= error.version else "fallback"
+        return {"file": str(self.patch_path), "version": active.version if active else None,
+                "status": status, "error": error.as_dict() if error else None}
+
+    def _live_status(self) -> dict[str, Any]:
+        """The control page's status, each frame: the patch, and the fps read twice a second."""
+        now = time.monotonic()
+        if now - self._fps[0] >= 0.5:
+            self._fps = (now, self.stats.summary()["fps"])
+        return {**self._patch_state(), "fps": self._fps[1]}
+
+    def state(self) -> dict[str, Any]:
         return {
-            "patch": {"file": str(self.patch_path), "version": active.version if active else None,
-                      "status": status, "error": error.as_dict() if error else None},
+            "patch": self._patch_state(),
             "params": self.store.describe(),
             "models": self.models.loaded(),
             "device": str(self.device),

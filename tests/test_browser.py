@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import wait_for
+from conftest import msg, wait_for
 
 from perform.outputs.base import OutputSpec
 
@@ -139,10 +140,133 @@ async def test_beyond_loopback_every_change_needs_the_token_the_link_gives(tmp_p
     try:
         await page.until("!!document.querySelector('#params input')")
         assert await page.js("location.search") == ""
+        # the page's WebSocket carries the token on its URL; one without it is refused
+        assert await page.until("socket.readyState === WebSocket.OPEN")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as unsigned_ws:
+            await session.ws_connect(live.url.replace("http", "ws") + "/api/live")
+        assert unsigned_ws.value.status == 401
         await page.js("""(() => { const s = document.querySelector('#params input');
                                   s.value = 0.75; s.dispatchEvent(new Event('input')); })()""")
         await asyncio.to_thread(
             wait_for, lambda: live.state()["params"]["walk/speed"]["value"] == 0.75)
+    finally:
+        await session.close()
+        os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait()
+
+
+CONTROLS = """\
+from perform import models, param, walks
+
+speed = param("walk/speed", 0.25, 0.0, 1.0)
+size = param("walk/size", 0.5, 0.0, 1.0)
+glow = param("glow", False)
+pad = param("pad", (0.5, 0.5), 0.0, 1.0)
+model = models.load("cppn:seed=7")
+
+
+def frame(ctx):
+    return model(walks.noise_loop(speed, dim=model.z_dim))
+"""
+
+
+def frame_with(live, name: str, value) -> object:
+    """The first recorded frame drawn with `name` at `value`."""
+    return next((f for f in live.recorder.frames if f.params.get(name) == value), None)
+
+
+async def test_control_page_builds_grouped_controls_that_play_and_follow(tmp_path, live_show):
+    """One control per param, grouped by prefix; a slider plays its param (and the frame
+    changes); an OSC message moves the slider; the XY pad plays a 2-vector."""
+    patch = tmp_path / "show.py"
+    patch.write_text(CONTROLS)
+    live = live_show(patch)
+    browser, session, page = await open_page(live.url + "/", str(tmp_path / "profile"))
+    try:
+        await page.until("document.querySelectorAll('#params label').length === 4")
+        assert await page.js("document.querySelector('#group-walk h3').textContent") == "walk"
+        assert await page.js("[...document.querySelectorAll('#group-walk label')]"
+                             ".map((l) => l.textContent)") == ["/walk/speed = 0.25",
+                                                              "/walk/size = 0.5"]
+        assert await page.js("document.querySelectorAll('#group-walk input[type=range]')"
+                             ".length") == 2
+        assert await page.js("!!document.querySelector('#group-_ input[type=checkbox]')")
+        assert await page.js("!!document.querySelector('#group-_ .pad')")
+        assert await page.until("socket.readyState === WebSocket.OPEN")
+        # a slider plays its param over the WebSocket, and the frame drawn with it changes
+        await page.js("""(() => { const s = document.querySelector('#group-walk input');
+                                  s.value = 0.75; s.dispatchEvent(new Event('input')); })()""")
+        await asyncio.to_thread(wait_for, lambda: frame_with(live, "walk/speed", 0.75))
+        before = frame_with(live, "walk/speed", 0.25)
+        assert before is not None
+        assert (before.image != frame_with(live, "walk/speed", 0.75).image).any()
+        # OSC from elsewhere moves the slider and its label
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(msg("/walk/size", 0.9), ("127.0.0.1", live.osc_port))
+        await page.until("document.querySelectorAll('#group-walk input')[1].value === '0.9'")
+        assert await page.js("document.querySelectorAll('#group-walk label')[1].textContent"
+                             ) == "/walk/size = 0.9"
+        # the bool toggle
+        await page.js("document.querySelector('#group-_ input[type=checkbox]').click()")
+        await asyncio.to_thread(wait_for, lambda: live.state()["params"]["glow"]["target"])
+        # the XY pad: a press at a quarter across and a quarter down, dragged to the corner
+        await page.js("""(() => {
+            const pad = document.querySelector('.pad'), r = pad.getBoundingClientRect();
+            const at = (type, fx, fy) => pad.dispatchEvent(new PointerEvent(type, {
+                bubbles: true, pointerId: 7, clientX: r.left + fx * r.width,
+                clientY: r.top + fy * r.height}));
+            at('pointerdown', 0.25, 0.25); at('pointermove', 1.0, 1.0); at('pointerup', 1, 1);
+        })()""")
+        await asyncio.to_thread(
+            wait_for, lambda: live.state()["params"]["pad"]["target"] == [1.0, 0.0])
+        assert await page.js("document.querySelector('.pad .dot').style.left") == "100%"
+    finally:
+        await session.close()
+        os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait()
+
+
+async def test_editor_opens_saves_and_shows_the_error_line(tmp_path, live_show):
+    patch = tmp_path / "show.py"
+    patch.write_text(CONTROLS)
+    (tmp_path / "other.py").write_text(CONTROLS.replace("seed=7", "seed=3"))
+    live = live_show(patch)
+    browser, session, page = await open_page(live.url + "/", str(tmp_path / "profile"))
+    try:
+        names = await page.until("[...document.querySelectorAll('#patches button')]"
+                                 ".map((b) => b.textContent).join(' ')")
+        assert names == "other.py show.py"
+        await page.js("document.querySelector('#patches button[data-name=\"show.py\"]').click()")
+        await page.until("document.getElementById('code').value.includes('seed=7')")
+        assert await page.js("document.querySelector('#highlight .kw').textContent") == "from"
+        assert await page.js("[...document.querySelectorAll('#highlight .nu')]"
+                             ".some((n) => n.textContent === '0.25')")
+        # change a number and press Save: the show reloads it and draws something else
+        await page.js("""(() => { const c = document.getElementById('code');
+            c.value = c.value.replace('seed=7', 'seed=8');
+            c.dispatchEvent(new Event('input')); document.getElementById('save').click(); })()""")
+        await asyncio.to_thread(wait_for, lambda: live.state()["patch"]["version"] == 2)
+        assert "seed=8" in patch.read_text()
+        await asyncio.to_thread(
+            wait_for, lambda: any(f.patch_version == 2 for f in live.recorder.frames))
+        old = next(f for f in live.recorder.frames if f.patch_version == 1)
+        new = next(f for f in live.recorder.frames if f.patch_version == 2)
+        assert old.params["walk/speed"] == new.params["walk/speed"]
+        assert (old.image != new.image).any()
+        # a syntax error: the editor marks its line
+        await page.js("""(() => { const c = document.getElementById('code');
+            c.value = c.value.replace('def frame(ctx):', 'def frame(ctx:');
+            c.dispatchEvent(new Event('input')); document.getElementById('save').click(); })()""")
+        assert await page.until("document.querySelector('#gutter .bad')?.textContent") == "10"
+        assert "SyntaxError" in await page.js("document.getElementById('error').textContent")
+        # Run switches the show to another patch
+        await page.js("document.querySelector('#patches button[data-name=\"other.py\"]').click()")
+        await page.until("document.getElementById('code').value.includes('seed=3')")
+        await page.js("document.getElementById('run').click()")
+        await asyncio.to_thread(
+            wait_for, lambda: live.state()["patch"]["file"] == str((tmp_path / "other.py")
+                                                                    .resolve()))
+        await page.until("document.getElementById('error').className === ''")
     finally:
         await session.close()
         os.killpg(browser.pid, signal.SIGKILL)

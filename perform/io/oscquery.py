@@ -55,7 +55,7 @@ def _command_node(address: str, tags: str, description: str) -> dict[str, Any]:
     return {**node, "TYPE": tags} if tags else node
 
 
-def _same_machine_or_host(request: web.Request) -> bool:
+def same_machine_or_host(request: web.Request) -> bool:
     """Browsers send an Origin: a web page from elsewhere must not play the show.
 
     Native clients (TouchDesigner, ossia, python) send none and are let in.
@@ -150,7 +150,7 @@ class OscQuery:
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            if not _same_machine_or_host(request):
+            if not same_machine_or_host(request):
                 return web.json_response({"error": "WebSocket from another site"}, status=403)
             return await self._serve_socket(request)
         attribute = request.query_string
