@@ -20,16 +20,24 @@ def frame(ctx):
 """
 
 
+def show_of(text: str, folder, live_show):
+    """A live show playing `text` as its patch, and the patch's path."""
+    patch = folder / "show.py"
+    patch.write_text(text)
+    return live_show(patch), patch
+
+
+def socket_url(live) -> str:
+    return live.url.replace("http", "ws") + "/api/live"
+
+
 async def next_json(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
     return await asyncio.wait_for(ws.receive_json(), timeout)
 
 
 async def test_first_message_has_every_param_then_only_changes(tmp_path, live_show):
-    patch = tmp_path / "show.py"
-    patch.write_text(PATCH)
-    live = live_show(patch)
-    async with aiohttp.ClientSession() as session, \
-            session.ws_connect(live.url.replace("http", "ws") + "/api/live") as ws:
+    live, patch = show_of(PATCH, tmp_path, live_show)
+    async with aiohttp.ClientSession() as session, session.ws_connect(socket_url(live)) as ws:
         first = await next_json(ws)
         assert first["full"] is True
         assert set(first["params"]) == {"walk/speed", "glow", "pad"}
@@ -63,11 +71,8 @@ async def test_first_message_has_every_param_then_only_changes(tmp_path, live_sh
 
 
 async def test_a_reload_that_adds_a_param_sends_the_whole_list_again(tmp_path, live_show):
-    patch = tmp_path / "show.py"
-    patch.write_text(PATCH)
-    live = live_show(patch)
-    async with aiohttp.ClientSession() as session, \
-            session.ws_connect(live.url.replace("http", "ws") + "/api/live") as ws:
+    live, patch = show_of(PATCH, tmp_path, live_show)
+    async with aiohttp.ClientSession() as session, session.ws_connect(socket_url(live)) as ws:
         assert (await next_json(ws))["full"]
         patch.write_text(PATCH.replace('glow = param("glow", False)',
                                        'glow = param("glow", False)\nhue = param("hue", 0.5)'))
