@@ -143,7 +143,8 @@ class Show:
                                 max_delay=config.osc_max_delay, stats=self.osc_stats)
         self.osc = OscServer(self.router)
         self.oscquery = OscQuery(self.store, self._host_info, self._ws_packet, COMMANDS)
-        self.live = LiveHub(self.store, self._live_status, self.token)  # the control page
+        self.live = LiveHub(self.store, self._live_status,  # the control page
+                            token_check(self.token, in_query=True))
         self._fps: tuple[float, float | None] = (0.0, None)  # (when read, fps) for the page
         self.stop = threading.Event()
         self.ready = threading.Event()
@@ -187,10 +188,11 @@ class Show:
             self.osc_address = self.osc.address
 
             preview = JpegPreview(self.preview_box)
+            refused = token_check(self.token)
             app = make_app(self.store, self.state, preview, self._learn, self.still,
-                           self.scenes, self.token)
-            app.add_routes(editor_routes(self.patch_folder, lambda: self.patch_path,
-                                         token_check(self.token), self.switch_patch))
+                           self.scenes, refused)
+            app.add_routes(editor_routes(self.patch_folder, lambda: self.patch_path, refused,
+                                         self.switch_patch))
             app.add_routes(self.live.routes())
             self.http_address = await _serve_http(stack, app, host, self.config.http_port, "HTTP")
             stack.push_async_callback(preview.close)  # ends open streams before the cleanup

@@ -74,7 +74,7 @@ class Listening:
             if self.source.advance_to(t):
                 self._reset()  # a seek: what came before is another moment of the music
         else:
-            state = self.source.status()["state"]
+            state = self.source.state
             if state != self._state:
                 self._state = state
                 self._reset()  # lost (or back): rest until the music arrives again

@@ -197,6 +197,11 @@ class LiveInput:
             self._thread = None
         self._state = "stopped"
 
+    @property
+    def state(self) -> str:
+        """"running", "failed" or "stopped"."""
+        return self._state
+
     def status(self) -> dict[str, Any]:
         """For the state API: which device, how it is doing, and what went wrong last."""
         return {"source": "live", "device": self._device, "sample_rate": self.sample_rate,

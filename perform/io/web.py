@@ -87,26 +87,31 @@ class JpegPreview:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-def token_check(token: str | None) -> Callable[[web.Request], web.Response | None]:
-    """A check for requests that change the show: None when it may, else the 401 to send."""
+def token_check(token: str | None,
+                in_query: bool = False) -> Callable[[web.Request], web.Response | None]:
+    """A check for requests that change the show: None when it may, else the 401 to send.
+    The token comes as `Authorization: Bearer`, or with `in_query` also as `?token=` (for
+    WebSockets: browsers cannot give them headers)."""
 
     def refused(request: web.Request) -> web.Response | None:
         if token is None or request.headers.get("Authorization") == f"Bearer {token}":
             return None
+        if in_query and request.query.get("token") == token:
+            return None
+        where = "?token=TOKEN" if in_query else "'Authorization: Bearer TOKEN'"
         return web.json_response({"error": "this server listens beyond this machine: send "
-                                           "its token as 'Authorization: Bearer TOKEN'"},
-                                 status=401)
+                                           f"its token as {where}"}, status=401)
     return refused
 
 
 def make_app(store: ParamStore, state: Callable[[], dict[str, Any]], preview: JpegPreview,
              learn: Callable[[str], Awaitable[Learned]], still: Callable[[], Awaitable[Path]],
-             scenes: ShowScenes, token: str | None = None) -> web.Application:
+             scenes: ShowScenes,
+             refused: Callable[[web.Request], web.Response | None]) -> web.Application:
     """The aiohttp application; `state` builds the /api/state document, `learn` binds the
-    next MIDI control moved, `still` saves a PNG. What writes files or recalls a scene needs
-    `token` as a Bearer token, if set."""
+    next MIDI control moved, `still` saves a PNG. A request that changes the show is first
+    asked of `refused` (see `token_check`)."""
 
-    refused = token_check(token)
 
     async def index(request: web.Request) -> web.Response:
         page = resources.files("perform.io").joinpath("preview.html").read_text("utf-8")
