@@ -18,6 +18,7 @@ from small_gans import tiny as tiny_sg2
 from perform.models.host import ModelError, ModelHost
 from perform.models.stylegan.checkpoints import convert, read_checkpoint
 from perform.models.stylegan.model import load_stylegan
+from perform.models.stylegan.resample import Band, upfirdn2d
 from perform.models.stylegan.sg2 import Noise
 from perform.models.stylegan.sg3 import (
     SG3Config,
@@ -25,7 +26,6 @@ from perform.models.stylegan.sg3 import (
     design,
     jinc_lowpass,
     kaiser_lowpass,
-    upfirdn2d,
 )
 
 NAMES_T = {
@@ -128,8 +128,7 @@ def reference_upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int, down: int,
     return filtered[:, :, ::down, ::down]
 
 
-@pytest.mark.parametrize("two_d", [False, True], ids=["separable", "radial"])
-@pytest.mark.parametrize(("up", "down", "padding"), [
+RESAMPLINGS = pytest.mark.parametrize(("up", "down", "padding"), [
     (1, 1, (0, 0, 0, 0)),
     (1, 2, (2, 1, 1, 3)),
     (1, 4, (3, 3, -1, 2)),
@@ -137,7 +136,13 @@ def reference_upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int, down: int,
     (2, 2, (-2, 4, 1, -1)),
     (4, 1, (5, 4, 2, 6)),
     (4, 2, (6, -3, 4, 5)),
+    (2, 1, (9, 8, 9, 8)),  # the paddings of StyleGAN3-T's layers
+    (4, 1, (-6, -9, -6, -9)),
 ])
+
+
+@pytest.mark.parametrize("two_d", [False, True], ids=["separable", "radial"])
+@RESAMPLINGS
 def test_upfirdn2d_matches_its_definition(up: int, down: int, padding: tuple[int, int, int, int],
                                           two_d: bool) -> None:
     generator = torch.Generator().manual_seed(up * 10 + down)
@@ -147,6 +152,24 @@ def test_upfirdn2d_matches_its_definition(up: int, down: int, padding: tuple[int
     want = reference_upfirdn2d(x, f, up, down, padding, up * up)
     assert got.shape == want.shape
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+
+
+@RESAMPLINGS
+@pytest.mark.parametrize("taps", [1, 5, 12, 40])  # 1 and 40: one and three spans
+def test_banded_passes_match_the_definition(up: int, down: int,
+                                            padding: tuple[int, int, int, int], taps: int) -> None:
+    """The GPU's form of a separable upfirdn (one block matrix per axis) against the
+    convolutions checked above, on enough samples for several blocks on either axis."""
+    generator = torch.Generator().manual_seed(up * 10 + down + taps)
+    x = torch.randn(2, 3, 90, 77, generator=generator)
+    f = torch.randn(taps, generator=generator)
+    x_before, x_after, y_before, y_after = padding
+    columns = Band.design(f, up, down, x_before, x_after, gain=up)
+    rows = Band.design(f, up, down, y_before, y_after, gain=up)
+    got = rows.along(columns.along(x, 3), 2)
+    want = upfirdn2d(x, f, up=up, down=down, padding=padding, gain=up * up)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
 def test_upfirdn2d_without_a_filter_only_pads_and_decimates() -> None:

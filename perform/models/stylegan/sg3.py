@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perform.models.stylegan.resample import Band, upfirdn2d
 from perform.models.stylegan.sg2 import (
     DEMOD_EPS,
     LRELU_GAIN,
@@ -48,80 +49,6 @@ from perform.models.stylegan.sg2 import (
 
 CONFIGS = ("t", "r")
 IGNORED_NOISE = Noise()  # StyleGAN3 has no noise inputs; the argument only mirrors StyleGAN2
-
-
-# -- resampling ----------------------------------------------------------------------------
-
-
-def _window(length: int, up: int, taps: int, before: int, after: int) -> tuple[int, int]:
-    """Where the padded valid convolution sits in the full one, along one axis.
-
-    Zero insertion gives up * length samples, padding adds before + after, and a valid
-    convolution with `taps` taps keeps up * length + before + after - taps + 1 of them. Its
-    sample t is sample t + start of the full convolution of the zero-inserted signal, with
-    start = taps - 1 - before. Returns (start, count).
-    """
-    return taps - 1 - before, up * length + before + after - taps + 1
-
-
-def _resample(x: torch.Tensor, kernel: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
-              padding: tuple[int, int, int, int]) -> torch.Tensor:
-    """upfirdn of every channel with one [kh, kw] kernel; `up`/`down` per axis (rows, columns).
-
-    Runs as a grouped (depthwise) convolution: one group per channel, so oneDNN vectorises
-    over channels, which is about 15x faster on the CPU than folding channels into the batch
-    (measured on channel-last tensors). Zero insertion followed by a full convolution is
-    exactly a transposed convolution with stride `up`, which never multiplies the inserted
-    zeros; the padded valid convolution is then a window of it. Without up-sampling, a
-    strided convolution computes only the samples that decimation keeps.
-    """
-    channels = x.shape[1]
-    weight = kernel[None, None].expand(channels, 1, -1, -1)
-    x_before, x_after, y_before, y_after = padding
-    if up == (1, 1):
-        if any(padding):
-            x = F.pad(x, padding)
-        # conv2d correlates; the flipped kernel makes it the convolution the definition asks
-        return F.conv2d(x, weight.flip(2, 3), stride=down, groups=channels)
-    row_start, rows = _window(x.shape[2], up[0], kernel.shape[0], y_before, y_after)
-    column_start, columns = _window(x.shape[3], up[1], kernel.shape[1], x_before, x_after)
-    full = F.conv_transpose2d(x, weight, stride=up, groups=channels)
-    row_end_pad = row_start + rows - full.shape[2]
-    column_end_pad = column_start + columns - full.shape[3]
-    if min(row_start, column_start) >= 0 and max(row_end_pad, column_end_pad) <= 0:
-        full = full[:, :, row_start:row_start + rows, column_start:column_start + columns]
-    else:  # the padding reaches past the full convolution: zero-extend where it does
-        full = F.pad(full, (-column_start, column_end_pad, -row_start, row_end_pad))
-    return full[:, :, ::down[0], ::down[1]]
-
-
-def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 1,
-              padding: tuple[int, int, int, int] | list[int] = (0, 0, 0, 0),
-              gain: float = 1.0) -> torch.Tensor:
-    """Up-sample, FIR-filter and down-sample a [B, C, H, W] batch, channel by channel.
-
-    By definition, per axis: insert `up - 1` zeros after every sample (length up * L), pad
-    with `padding` = [x_before, x_after, y_before, y_after] zeros (negative: crop), convolve
-    with the filter keeping only the fully overlapping ("valid") samples, and keep every
-    `down`-th sample starting with the first. `f` is a 1-D filter applied on both axes
-    (separable: two passes), a [taps, taps] 2-D filter, or None for no filtering. `gain`
-    scales the result; zero insertion loses a factor `up` per axis, so up-sampling passes
-    `up ** 2`. With no filter, no up-sampling and no padding the result may be `x` itself
-    (or a view of it): copy before writing into it.
-    """
-    x_before, x_after, y_before, y_after = (int(p) for p in padding)
-    if f is None and up == 1:  # nothing to filter: only pad (or return x itself) and decimate
-        x = F.pad(x, (x_before, x_after, y_before, y_after)) if any(padding) else x
-        return x[:, :, ::down, ::down]
-    if f is None:
-        f = x.new_ones(1)
-    f = f.to(x.dtype)
-    if f.ndim == 2:
-        return _resample(x, f * gain, (up, up), (down, down),
-                         (x_before, x_after, y_before, y_after))
-    taps = f * math.sqrt(gain)
-    x = _resample(x, taps[None, :], (1, up), (1, down), (x_before, x_after, 0, 0))
-    return _resample(x, taps[:, None], (up, 1), (down, 1), (0, 0, y_before, y_after))
 
 
 # -- filter design -------------------------------------------------------------------------
@@ -496,6 +423,8 @@ class SynthesisLayer(nn.Module):
         # a None buffer is left out of the state dict, as NVlabs' files leave it out
         self.register_buffer("up_filter", up_filter)
         self.register_buffer("down_filter", down_filter)
+        # on a GPU: (filter, its version, (columns, rows)) by (filter name, dtype)
+        self._bands: dict[tuple[str, torch.dtype], tuple[torch.Tensor, int, tuple[Band, Band]]] = {}
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         spec = self.spec
@@ -522,13 +451,31 @@ class SynthesisLayer(nn.Module):
         spec = self.spec
         up = spec.up_factor
         gain = 1.0 if spec.is_torgb else LRELU_GAIN
-        x = upfirdn2d(x, self.up_filter, up=up, padding=spec.padding, gain=up * up * gain)
+        x = self._upfirdn(x, "up_filter", up, 1, spec.padding, up * up * gain)
         x.add_((self.bias.to(x.dtype) * gain)[None, :, None, None])
         if not spec.is_torgb:
             F.leaky_relu_(x, LRELU_SLOPE)
         if spec.conv_clamp is not None:
             x.clamp_(-spec.conv_clamp, spec.conv_clamp)
-        return upfirdn2d(x, self.down_filter, down=spec.down_factor)
+        return self._upfirdn(x, "down_filter", 1, spec.down_factor, (0, 0, 0, 0), 1.0)
+
+    def _upfirdn(self, x: torch.Tensor, name: str, up: int, down: int,
+                 padding: tuple[int, int, int, int], gain: float) -> torch.Tensor:
+        """upfirdn2d with the filter buffer `name`. On a GPU a separable filter runs as two
+        `Band`s, designed once per filter and dtype (a loaded checkpoint's filter, copied
+        into the buffer, bumps its version and so gets new bands)."""
+        f = getattr(self, name)
+        if x.device.type != "cuda" or f is None or f.ndim == 2:
+            return upfirdn2d(x, f, up=up, down=down, padding=padding, gain=gain)
+        cached = self._bands.get((name, x.dtype))
+        if cached is None or cached[0] is not f or cached[1] != f._version:
+            x_before, x_after, y_before, y_after = padding
+            root = math.sqrt(gain)
+            bands = (Band.design(f, up, down, x_before, x_after, root).to(x.dtype),
+                     Band.design(f, up, down, y_before, y_after, root).to(x.dtype))
+            cached = self._bands[(name, x.dtype)] = (f, f._version, bands)
+        columns, rows = cached[2]
+        return rows.along(columns.along(x, 3), 2)
 
 
 class Synthesis(nn.Module):
@@ -546,10 +493,12 @@ class Synthesis(nn.Module):
     def forward(self, ws: torch.Tensor, noise: Noise = IGNORED_NOISE) -> torch.Tensor:
         """`noise` is ignored: StyleGAN3 has no noise inputs (accepted for SG2's signature).
 
-        The feature maps run channel-last (NHWC): oneDNN's depthwise filters are about 4x
-        faster that way on the CPU, and cuDNN prefers it too. The image comes back in the
-        usual layout."""
-        x = self.input(ws[:, 0]).contiguous(memory_format=torch.channels_last)
+        On the CPU the feature maps run channel-last (NHWC): oneDNN's depthwise filters are
+        about 4x faster that way. On a GPU they stay NCHW, so each row is a run of samples
+        for the `Band` products. The image comes back in the usual layout."""
+        x = self.input(ws[:, 0])
+        if x.device.type != "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
         for i, spec in enumerate(self.config.layers):
             x = getattr(self, spec.name)(x, ws[:, i + 1])
         return (x * self.config.output_scale).contiguous()
