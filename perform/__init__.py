@@ -2,11 +2,11 @@
 
 A patch imports everything it needs from here:
 
-    from perform import audio, param, models, walks
+    from perform import audio, models, param, seed, trigger, walks
 """
 
 from perform import audio, models, walks
-from perform.patch import Ctx, Param, param
+from perform.patch import Ctx, Param, Trigger, param, seed, trigger
 
-__all__ = ["Ctx", "Param", "audio", "models", "param", "walks"]
+__all__ = ["Ctx", "Param", "Trigger", "audio", "models", "param", "seed", "trigger", "walks"]
 __version__ = "0.1.0"

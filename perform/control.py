@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/perform/patch/load": ("s", "run another patch file from the patch folder"),
     "/perform/preset/save": ("s", "save every param's value as presets/<name>.json"),
     "/perform/preset/load": ("s", "set every param saved in presets/<name>.json"),
-    "/perform/scene/save": ("s", "save the whole state (every param, the patch) as "
+    "/perform/scene/save": ("s", "save the whole state (params, patch, ctx.state) as "
                                  "scenes/<name>.json"),
     "/perform/scene/recall": ("sf", "recall scenes/<name>.json at once, or crossfade to it "
                                     "over the seconds given"),

@@ -18,12 +18,14 @@ import numpy as np
 
 from perform.audio.features import REST, AudioFeatures
 from perform.core import scope
+from perform.core.crossfade import SeedFades
 from perform.core.fit import Size
 from perform.core.frames import Frame, Mailbox
 from perform.core.loader import Patch, PatchError
 from perform.core.params import ParamStore
 from perform.core.readback import Readback
 from perform.core.stats import FrameStats
+from perform.core.triggers import TriggerWatch
 from perform.models.host import ModelHost
 from perform.patch import Ctx
 from perform.tempo import FixedTempo, Tempo
@@ -39,7 +41,8 @@ class Engine:
                  stats: FrameStats | None = None,
                  on_error: Callable[[PatchError], None] = lambda error: None,
                  on_swap: Callable[[Patch], None] = lambda patch: None,
-                 before_snapshot: Callable[[float, float], None] = lambda t, beat: None,
+                 before_snapshot: Callable[[float, float], SeedFades] = lambda t, beat: {},
+                 state: dict[str, Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store, self.models = store, models
         self.width, self.height, self.fps = width, height, fps
@@ -52,9 +55,12 @@ class Engine:
         self.stats = stats or FrameStats()
         self.readback = Readback()
         self.sizes: set[Size] = set()  # outputs' other sizes, scaled on the GPU for GPU frames
-        self.state: dict[str, Any] = {}  # ctx.state: survives every save of the patch
+        # ctx.state: survives every save of the patch (scenes save it and fade it too)
+        self.state: dict[str, Any] = {} if state is None else state
         self._on_error, self._on_swap, self._clock = on_error, on_swap, clock
-        self._before_snapshot = before_snapshot  # (t, beat): moves params, e.g. a crossfade
+        # (t, beat): moves params (a crossfade) and says which seed knobs it is fading
+        self._before_snapshot = before_snapshot
+        self._triggers = TriggerWatch()
         self._pending: Patch | None = None
         self._pending_lock = threading.Lock()
         self.active: Patch | None = None
@@ -93,8 +99,9 @@ class Engine:
         self._last_t = t
         self._swap_pending()
         tempo = self.last_tempo = self.tempo.reading(t)
-        self._before_snapshot(t, tempo.beat)
+        seed_fades = self._before_snapshot(t, tempo.beat)
         values, version = self.store.snapshot(dt)
+        fires = self._triggers.frame(values, self.store.triggers(), t)
         prev_beat = tempo.beat - 1e-9 if self._last_beat is None else self._last_beat
         self._last_beat = tempo.beat
         audio = self.audio(t) if self.audio is not None else REST
@@ -102,13 +109,13 @@ class Engine:
         ctx = Ctx(t=t, frame=self._seq, dt=dt, fps=self.fps, width=self.width,
                   height=self.height, bpm=tempo.bpm, params=values, state=self.state,
                   beat=tempo.beat, prev_beat=prev_beat, audio=audio, prev_audio=prev_audio)
-        tokens = (scope.frame_values.set(values), scope.host.set(self.models),
-                  scope.store.set(self.store))
+        frame_scope = {scope.frame_values: values, scope.host: self.models,
+                       scope.store: self.store, scope.fires: fires, scope.seed_fades: seed_fades}
+        tokens = [(var, var.set(value)) for var, value in frame_scope.items()]
         try:
             image, scaled, patch_time, patch_version = self._draw(ctx)
         finally:
-            for var, token in zip((scope.frame_values, scope.host, scope.store), tokens,
-                                  strict=True):
+            for var, token in tokens:
                 var.reset(token)
         published = self._clock()
         frame = Frame(self._seq, t, image, values, version, patch_version, published, tempo.beat,

@@ -23,8 +23,9 @@ import numpy as np
 from perform.audio.features import REST, AudioFeatures
 from perform.core import scope
 from perform.core.params import ParamSpec, Value
+from perform.core.triggers import NEVER, Fire
 
-__all__ = ["Ctx", "Param", "param"]
+__all__ = ["Ctx", "Param", "Trigger", "param", "seed", "trigger"]
 
 
 def param(name: str, default: Value | list[float], min: float | None = None,
@@ -35,14 +36,37 @@ def param(name: str, default: Value | list[float], min: float | None = None,
     sends it as that many numbers. `smooth` (seconds) makes the value glide to each new
     setting instead of jumping. `doc` is shown to OSCQuery clients and on the preview page.
     """
-    spec = ParamSpec(name, tuple(default) if isinstance(default, list) else default,
-                     min, max, smooth, doc)
+    return Param(_declare(ParamSpec(name, tuple(default) if isinstance(default, list)
+                                    else default, min, max, smooth, doc)))
+
+
+def trigger(name: str, *, doc: str = "") -> Trigger:
+    """Declare a button: OSC `/name` (without arguments, or with 1) fires it, as do its
+    button on the control page and a mapped MIDI note; 0 (a release) does nothing.
+
+        flash = trigger("fx/flash")
+        ...
+        glow = math.exp(-4 * flash.ago)   # in frame(ctx): seconds since the last fire
+        if flash:                         # true on the one frame after each fire
+    """
+    return Trigger(_declare(ParamSpec(name, 0, doc=doc, control="trigger")))
+
+
+def seed(name: str, default: float = 0, max: float = 9999, *, smooth: float = 0.0,
+         doc: str = "") -> Param:
+    """Declare a seed knob, from 0 to `max`: `walks.seed(knob, dim)` is that seed's latent,
+    fractions morph between neighbours, and a scene crossfade from one seed to another
+    slerps between their two latents instead of passing through the seeds between."""
+    return Param(_declare(ParamSpec(name, float(default), 0, max, smooth, doc, "seed")))
+
+
+def _declare(spec: ParamSpec) -> ParamSpec:
     declaring = scope.loading.get()
     if declaring is not None:
-        if any(p.name == name for p in declaring.params):
-            raise ValueError(f"param {name!r} is declared twice")
+        if any(p.name == spec.name for p in declaring.params):
+            raise ValueError(f"param {spec.name!r} is declared twice")
         declaring.params.append(spec)
-    return Param(spec)
+    return spec
 
 
 def _binary(op: Callable[[Any, Any], Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -83,6 +107,13 @@ class Param:
             array.flags.writeable = False
             return array
         return value
+
+    @property
+    def fading(self) -> tuple[float, float, float] | None:
+        """(from, to, eased 0..1) while a scene crossfade moves this seed knob, else None:
+        `walks.seed` slerps between the two seeds' latents then."""
+        fades = scope.seed_fades.get()
+        return None if fades is None else fades.get(self.spec.name)
 
     def set(self, value: Any) -> None:
         """Move the param from inside `frame(ctx)`, as a controller would (it shows in feedback).
@@ -145,6 +176,45 @@ class Param:
     __pow__, __rpow__ = _binary(operator.pow)
     __lt__, __gt__ = _binary(operator.lt)
     __le__, __ge__ = _binary(operator.le)
+
+
+class Trigger(Param):
+    """A declared trigger: true in the one frame after each fire; `ago` since the last one."""
+
+    __slots__ = ()
+
+    @property
+    def fire(self) -> Fire:
+        fires = scope.fires.get()
+        return NEVER if fires is None else fires.get(self.spec.name, NEVER)
+
+    @property
+    def count(self) -> int:
+        """Fires since the patch first declared it (it keeps counting across saves)."""
+        return int(super().value)
+
+    @property
+    def value(self) -> bool:
+        return self.fire.new > 0
+
+    @property
+    def ago(self) -> float:
+        """Show seconds since the last fire; inf before the first."""
+        return self.fire.ago
+
+    def fade(self, seconds: float) -> float:
+        """1 on the frame after a fire, falling in a straight line to 0 over `seconds` (and 0
+        before the first fire): `image + (1 - image) * flash.fade(0.25)` flashes white."""
+        if seconds <= 0:
+            return 1.0 if self.value else 0.0
+        return max(0.0, 1.0 - self.ago / seconds)
+
+    def set(self, value: Any = None) -> None:
+        """Fire it from inside `frame(ctx)` (`flash.set()`), as a controller would."""
+        super().set(value)
+
+    def __repr__(self) -> str:
+        return f"trigger({self.spec.name!r}, fired={self.value}, ago={self.ago:.3g})"
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,8 @@ class Show:
                                               else []),
                              stats=self.stats,
                              on_error=self._announce, on_swap=self._swapped,
-                             before_snapshot=self.scenes.fader.step)
+                             before_snapshot=self.scenes.fader.step,
+                             state=self.scenes.fader.state)
         self.engine.sizes = {o.size for o in self.outputs
                              if o.size[:2] != (config.width, config.height)}
         self.stills_folder = config.stills or self.patch_folder / "stills"

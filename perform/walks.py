@@ -182,15 +182,24 @@ def seed(x: float, dim: int) -> np.ndarray:
     """A fractional seed knob: x=7.0 is seed 7, x=7.5 is halfway between seeds 7 and 8.
 
     Between integers the two seeds are slerped with a smoothstep on the fraction, so a knob
-    sweep moves continuously and eases through every integer seed without a kink.
+    sweep moves continuously and eases through every integer seed without a kink. Given a
+    `seed(...)` param that a scene crossfade is moving, the latent slerps from the old
+    seed's straight to the new one's instead.
     """
-    v = _finite(x, "x")
     d = _check_dim(dim)
+    fading = getattr(x, "fading", None)  # (from, to, eased) of a knob mid-crossfade
+    if fading is not None:
+        start, end, eased = fading
+        return _out(_slerp64(_fractional_seed(start, d), _fractional_seed(end, d), eased))
+    return _out(_fractional_seed(_finite(x, "x"), d))
+
+
+def _fractional_seed(v: float, dim: int) -> np.ndarray:
     i = math.floor(v)
     f = v - i
     if f == 0.0:
-        return _out(_seed_table(i, d))
-    return _out(_slerp64(_seed_table(i, d), _seed_table(i + 1, d), _smooth(f)))
+        return _seed_table(i, dim)
+    return _slerp64(_seed_table(i, dim), _seed_table(i + 1, dim), _smooth(f))
 
 
 # --- keyframes and splines ----------------------------------------------------------------

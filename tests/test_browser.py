@@ -226,6 +226,132 @@ async def test_control_page_builds_grouped_controls_that_play_and_follow(tmp_pat
         browser.wait()
 
 
+BUTTONS = """\
+from perform import models, seed, trigger, walks
+
+flash = trigger("fx/flash")
+look = seed("look/seed", 7, max=999)
+model = models.load("cppn:seed=7")
+
+
+def frame(ctx):
+    if flash:  # each fire flips the colours
+        ctx.state["inverted"] = not ctx.state.get("inverted", False)
+    image = model(walks.seed(look, model.z_dim))
+    return 255 - image if ctx.state.get("inverted") else image
+"""
+
+
+async def touch(page: Page, selector: str, *rises: float) -> None:
+    """A finger on the middle of the element, slid up by each of `rises` pixels, then lifted:
+    real touch input, as a phone sends it (pointer events, then a click for a tap)."""
+    x, y = await page.js(f"""(() => {{
+        const e = document.querySelector({json.dumps(selector)});
+        e.scrollIntoView({{ block: 'center' }});
+        const r = e.getBoundingClientRect();
+        return [r.left + r.width / 2, r.top + r.height / 2]; }})()""")
+    await page.call("Input.dispatchTouchEvent", type="touchStart", touchPoints=[{"x": x, "y": y}])
+    for rise in rises:
+        await page.call("Input.dispatchTouchEvent", type="touchMove",
+                        touchPoints=[{"x": x, "y": y - rise}])
+    await page.call("Input.dispatchTouchEvent", type="touchEnd", touchPoints=[])
+
+
+def settled(live, **values) -> object:
+    """The latest frame drawn with these param values (`fx__flash` for "fx/flash"), once
+    three were: by then the patch has seen its fire."""
+    wanted = {name.replace("__", "/"): value for name, value in values.items()}
+
+    def frames() -> list:
+        return [f for f in list(live.recorder.frames)
+                if all(f.params.get(name) == value for name, value in wanted.items())]
+    return wait_for(lambda: len(frames()) >= 3 and frames()[-1], what=f"frames with {wanted}")
+
+
+async def test_trigger_button_and_seed_knob_fire_step_roll_drag_and_follow(tmp_path, live_show):
+    """A trigger gets a button: a tap fires it once, and it flashes at every fire, OSC's too.
+    A seed gets a knob: its buttons step to the next and previous seed and roll a random one,
+    a drag on its dial morphs between seeds, and OSC turns it. The frames follow both."""
+    patch = tmp_path / "show.py"
+    patch.write_text(BUTTONS)
+    live = live_show(patch)
+    store = live.show.store
+    browser, session, page = await open_page(live.url + "/", str(tmp_path / "profile"))
+    knob = "#group-look .knob"
+    shows = f"document.querySelector('{knob} .dial output').textContent"
+    try:
+        await page.until("document.querySelectorAll('#params label').length === 2")
+        assert await page.js("document.querySelector('#group-fx button.trigger').textContent"
+                             ) == "flash"
+        assert await page.js("[...document.querySelectorAll('#params label')]"
+                             ".map((l) => l.firstChild.textContent)") == ["/fx/flash = 0",
+                                                                           "/look/seed = 7"]
+        assert await page.js(shows) == "7"
+        assert await page.js(f"[...document.querySelectorAll('{knob} button')]"
+                             ".map((b) => b.textContent)") == ["−", "+", "⚄"]
+        # big enough for a finger
+        assert await page.js("Math.min(...[...document.querySelectorAll('#params button')]"
+                             ".map((b) => b.getBoundingClientRect().height))") >= 44
+        assert await page.until("socket.readyState === WebSocket.OPEN")
+        first = await asyncio.to_thread(settled, live, fx__flash=0, look__seed=7.0)
+        # every class the button takes, from now on
+        await page.js("""(() => { const b = document.querySelector('.trigger');
+            window.flashes = [];
+            new MutationObserver(() => flashes.push(b.className))
+                .observe(b, { attributeFilter: ['class'] }); })()""")
+        # a tap fires the trigger once, the button flashes and the colours flip
+        await touch(page, "#group-fx .trigger")
+        await asyncio.to_thread(wait_for, lambda: store.target("fx/flash") == 1)
+        await page.until("document.querySelector('#group-fx label').firstChild.textContent"
+                         " === '/fx/flash = 1'")
+        await page.until("flashes.join() === 'trigger fired,trigger'")
+        assert store.target("fx/flash") == 1  # the tap's click fired nothing more
+        flipped = await asyncio.to_thread(settled, live, fx__flash=1, look__seed=7.0)
+        assert (flipped.image != first.image).any()
+        # OSC without arguments fires it again: the button flashes, the colours flip back
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(msg("/fx/flash"), ("127.0.0.1", live.osc_port))
+        await asyncio.to_thread(wait_for, lambda: store.target("fx/flash") == 2)
+        await page.until("document.querySelector('#group-fx label').firstChild.textContent"
+                         " === '/fx/flash = 2'")
+        await page.until("flashes.join() === 'trigger fired,trigger,trigger fired,trigger'")
+        back = await asyncio.to_thread(settled, live, fx__flash=2, look__seed=7.0)
+        assert (back.image == first.image).all()
+        # + and − step between whole seeds, each its own picture
+        await touch(page, f"{knob} button[title='next seed']")
+        await asyncio.to_thread(wait_for, lambda: store.target("look/seed") == 8.0)
+        await page.until(f"{shows} === '8'")
+        eight = await asyncio.to_thread(settled, live, fx__flash=2, look__seed=8.0)
+        assert (eight.image != first.image).any()
+        await touch(page, f"{knob} button[title='previous seed']")
+        await asyncio.to_thread(wait_for, lambda: store.target("look/seed") == 7.0)
+        await page.until(f"{shows} === '7'")
+        # a finger sliding up the dial morphs toward the next seed
+        await touch(page, f"{knob} .dial", 4, 10)
+        await asyncio.to_thread(wait_for, lambda: store.target("look/seed") != 7.0)
+        between = store.target("look/seed")
+        assert 7 < between < 8
+        await page.until(f"{shows} === '{between:.2f}'")
+        morph = await asyncio.to_thread(settled, live, fx__flash=2, look__seed=between)
+        assert (morph.image != first.image).any() and (morph.image != eight.image).any()
+        # the dice rolls another whole seed
+        await touch(page, f"{knob} button[title='a random seed']")
+        await asyncio.to_thread(wait_for, lambda: store.target("look/seed") != between)
+        rolled = store.target("look/seed")
+        assert rolled == int(rolled) and 0 <= rolled <= 999
+        await page.until(f"{shows} === '{int(rolled)}'")
+        # OSC turns the knob: its number and its mark
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(msg("/look/seed", 42.0), ("127.0.0.1", live.osc_port))
+        await page.until(f"{shows} === '42'")
+        assert await page.js(f"document.querySelector('{knob} .mark').style.transform"
+                             ) == "rotate(1512deg)"  # 4.2 turns of ten seeds
+    finally:
+        await session.close()
+        os.killpg(browser.pid, signal.SIGKILL)
+        browser.wait()
+
+
 async def test_editor_opens_saves_and_shows_the_error_line(tmp_path, live_show):
     patch = tmp_path / "show.py"
     patch.write_text(CONTROLS)

@@ -24,6 +24,7 @@ SPECS = [
     ParamSpec("on", False),
     ParamSpec("label", "x"),
     ParamSpec("count", 3, 0, 10),
+    ParamSpec("fx/flash", 0, doc="a flash", control="trigger"),
 ]
 COMMANDS = {"/perform/reload": ("", "reload the patch file"),
             "/perform/fps": ("f", "target frames per second")}
@@ -84,7 +85,7 @@ async def test_root_is_the_whole_tree(server):
     status, root = await get(server, "/")
     assert status == 200
     assert root["FULL_PATH"] == "/" and root["ACCESS"] == 0 and "TYPE" not in root
-    assert set(root["CONTENTS"]) == {"walk", "pad", "on", "label", "count", "perform"}
+    assert set(root["CONTENTS"]) == {"walk", "pad", "on", "label", "count", "fx", "perform"}
     walk = root["CONTENTS"]["walk"]
     assert walk["FULL_PATH"] == "/walk" and walk["ACCESS"] == 0
     assert walk["CONTENTS"]["speed"]["VALUE"] == [0.05]
@@ -106,6 +107,12 @@ async def test_param_nodes(server, address, node):
     status, body = await get(server, address)
     assert status == 200
     assert body == {"FULL_PATH": address, "ACCESS": 3, "DESCRIPTION": "", **node}
+
+
+async def test_a_trigger_is_a_write_only_impulse(server):
+    status, body = await get(server, "/fx/flash")
+    assert status == 200
+    assert body == {"FULL_PATH": "/fx/flash", "ACCESS": 2, "DESCRIPTION": "a flash", "TYPE": "I"}
 
 
 async def test_commands_are_write_only_nodes(server):

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import pytest
 import torch
 from conftest import Listener, msg, wait_for
 
 import perform.show_scenes
+from perform import walks
 from perform.core.crossfade import Crossfade, Fader, smoothstep
 from perform.core.loader import load_patch
 from perform.core.params import ParamStore
+from perform.core.scenes import Scene, SceneError, Shelf
 from perform.engine import Engine
 from perform.models.host import ModelHost
 from perform.tempo import FixedTempo
@@ -47,16 +51,31 @@ def frame(ctx):
 
 SCENE = {"level": 1.0, "count": 10, "flag": True, "pad": (1.0, 0.5), "mood": "wild"}
 
+WALKER = """\
+import numpy as np
+from perform import param, trigger, walks
+
+speed = param("speed", 0.0, 0.0, 10.0)
+flash = trigger("flash")
+
+
+def frame(ctx):
+    ctx.phase(speed, "walk")
+    ctx.state.setdefault("z", walks.seed_latent(1, 8))
+    ctx.state["hook"] = print  # not something a file can keep
+    return np.zeros((ctx.height, ctx.width, 3), np.float32)
+"""
+
 
 # -- the crossfade, frame by frame, on an engine driven by hand ------------------------------
 
-def fading_engine(tmp_path):
+def fading_engine(tmp_path, patch: str = PATCH):
     path = tmp_path / "show.py"
-    path.write_text(PATCH)
+    path.write_text(patch)
     store, models = ParamStore(), ModelHost(8, 8, torch.device("cpu"))
-    fader = Fader(store)
+    fader = Fader(store, state={})
     engine = Engine(store, models, width=8, height=8, fps=10, tempo=FixedTempo(120.0),
-                    before_snapshot=fader.step)
+                    before_snapshot=fader.step, state=fader.state)
     engine.offer(load_patch(path, 1, models))
     engine.render_one(0.0)  # the patch declares its params
     return engine, store, fader
@@ -102,6 +121,40 @@ def test_a_new_crossfade_starts_from_where_the_running_one_got_to(tmp_path):
     assert engine.render_one(2.1).params["level"] == halfway == pytest.approx(0.5)
     assert engine.render_one(2.6).params["level"] == pytest.approx(0.25)
     assert engine.render_one(3.1).params["level"] == 0.0
+
+
+def test_a_crossfade_moves_walk_positions_and_slerps_latents_the_patch_keeps(tmp_path):
+    engine, _, fader = fading_engine(tmp_path, WALKER)
+    here = np.stack([walks.seed_latent(1, 8), walks.seed_latent(2, 8)])  # a W+ of two rows
+    there = np.stack([walks.seed_latent(3, 8), walks.seed_latent(4, 8)])
+    engine.state.update(walk=0.5, z=here, mood="calm")
+    fader.start(Crossfade("b", {}, 2.0, state={"walk": 4.5, "z": there, "mood": "wild"}))
+    engine.render_one(1.0)  # the fade's first frame
+    engine.render_one(2.0)
+    assert engine.state["walk"] == pytest.approx(0.5 + 4.0 * smoothstep(0.5))
+    for row in range(2):
+        assert np.allclose(engine.state["z"][row], walks.slerp(here[row], there[row], 0.5))
+    assert engine.state["mood"] == "calm"  # what cannot blend switches at the end
+    engine.render_one(3.0)
+    assert engine.state["walk"] == 4.5 and np.allclose(engine.state["z"], there)
+    assert engine.state["mood"] == "wild" and fader.running() is None
+
+
+def test_a_scene_file_keeps_what_json_can_hold_of_the_state(tmp_path):
+    shelf = Shelf(tmp_path, "scene")
+    latent = walks.seed_latent(5, 8)
+    state = {"walk": 2.5, "z": latent, "hits": [1, 2], "hook": print, "t": torch.zeros(2),
+             "lost": np.array([np.nan, 1.0])}
+    shelf.save("a", Scene({"level": 0.5}, "show.py", None, state, ("hill.pkl",)))
+    scene = shelf.read("a")
+    assert set(scene.state) == {"walk", "z", "hits"} and scene.models == ("hill.pkl",)
+    assert scene.state["walk"] == 2.5 and scene.state["hits"] == [1, 2]
+    assert scene.state["z"].dtype == np.float32 and np.array_equal(scene.state["z"], latent)
+    (tmp_path / "old.json").write_text('{"patch": null, "params": {"level": 1.0}}')
+    assert shelf.read("old").state == {}  # files from before scenes kept state still load
+    (tmp_path / "bad.json").write_text('{"params": {}, "state": {"z": {"array": [[1], 2]}}}')
+    with pytest.raises(SceneError, match=r"bad\.json.*'state' holds a bad array"):
+        shelf.read("bad")
 
 
 # -- a live show over OSC and HTTP --------------------------------------------------------------
@@ -243,6 +296,37 @@ def test_an_autosave_that_cannot_write_is_reported_and_the_show_plays_on(rig, mo
     assert "cannot save scene 'autosave'" in error
     frames = len(live.recorder.frames)
     wait_for(lambda: len(live.recorder.frames) > frames + 3, what="frames after the error")
+
+
+def test_a_scene_brings_back_where_the_walk_was_and_the_show_autosaves_as_it_stops(
+        rig, monkeypatch):
+    monkeypatch.setattr(perform.show_scenes, "AUTOSAVE_SECONDS", 60.0)  # only the last one
+    live = rig()
+    (live.folder / "show.py").write_text(WALKER)
+    store, state = live.show.store, live.show.engine.state
+    wait_for(lambda: "speed" in store.names(), what="the walker patch")
+    store.set("speed", 5.0)
+    store.set("flash", 1)
+    wait_for(lambda: state.get("walk", 0) > 1.0, what="the walk moving")
+    store.set("speed", 0.0)
+    time.sleep(0.2)
+    here = state["walk"]
+    live.send(msg("/perform/scene/save", "a"))
+    assert answer(live, "/perform/scene/save")[0] == "/perform/ok"
+    saved = json.loads((live.folder / "scenes" / "a.json").read_text())
+    assert saved["state"]["walk"] == pytest.approx(here) and "array" in saved["state"]["z"]
+    assert "flash" not in saved["params"] and "hook" not in saved["state"]
+    assert saved["models"] == []  # this patch loads none
+    store.set("speed", 5.0)
+    wait_for(lambda: state["walk"] > here + 1.0, what="the walk moving on")
+    live.send(msg("/perform/scene/recall", "a"))
+    wait_for(lambda: state["walk"] == pytest.approx(here), what="the walk back where it was")
+    store.set("speed", 1.25)
+    live.show.stop.set()
+    live.thread.join(10)
+    autosave = json.loads((live.folder / "scenes" / "autosave.json").read_text())
+    assert autosave["params"]["speed"] == 1.25  # set a moment before the show stopped
+    assert autosave["state"]["walk"] >= here
 
 
 def test_saving_and_recalling_scenes_need_the_token_beyond_loopback(rig):

@@ -74,7 +74,8 @@ def test_state_describes_the_running_show(server):
     assert s["patch"]["file"].endswith("patches/spacewalk.py") and s["patch"]["status"] == "ok"
     assert s["params"]["walk/speed"] | {"value": None, "target": None} == {
         "value": None, "target": None, "default": 0.05, "min": 0.0, "max": 1.0,
-        "smooth": 0.5, "type": "float", "length": None, "doc": "loops per second"}
+        "smooth": 0.5, "type": "float", "length": None, "doc": "loops per second",
+        "control": ""}
     assert s["models"] == ["cppn:seed=7"] and s["size"] == [64, 48]
     ports = s["ports"]
     assert ports["osc_udp"] == ports["osc_tcp"] == server[1]

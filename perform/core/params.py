@@ -21,6 +21,9 @@ Value = float | int | bool | str | Vector
 RESERVED = "perform/"  # server addresses (/perform/reload...) live under this prefix
 MAX_LENGTH = 64  # components of a vector param
 MAX_TEXT = 4096  # characters of a text param
+# how the control page draws a param besides its type: "trigger" (a button; its value counts
+# the fires), "seed" (a knob over whole seeds; `walks.seed` slerps between them)
+CONTROLS = ("", "trigger", "seed")
 
 
 class ParamError(ValueError):
@@ -46,8 +49,11 @@ class ParamSpec:
     max: float | None = None
     smooth: float = 0.0
     doc: str = ""
+    control: str = ""  # one of CONTROLS
 
     def __post_init__(self) -> None:
+        if self.control not in CONTROLS:
+            raise ParamError(f"param {self.name!r}: control is one of {CONTROLS}")
         if (not self.name or self.name.startswith("/") or self.name.endswith("/")
                 or "//" in self.name or any(c in self.name for c in " #*?,[]{}")):
             raise ParamError(f"bad param name {self.name!r}: "
@@ -68,12 +74,18 @@ class ParamSpec:
         return type(self.default)
 
     @property
+    def is_trigger(self) -> bool:
+        return self.control == "trigger"
+
+    @property
     def length(self) -> int | None:
         """Components of a vector param; None for a scalar."""
         return len(self.default) if isinstance(self.default, tuple) else None
 
     def coerce(self, value: object) -> Value:
         """Turn an incoming value into this param's type, clamped into its range."""
+        if value is None:
+            raise ParamError(f"/{self.name} needs a value")
         kind = type(self.default)
         if isinstance(self.default, list | tuple):
             return self._coerce_vector(value)
@@ -136,7 +148,20 @@ class ParamSpec:
     def describe(self) -> dict[str, object]:
         kind = "vector" if self.length is not None else self.kind.__name__
         return {"default": self.default, "min": self.min, "max": self.max, "smooth": self.smooth,
-                "type": kind, "length": self.length, "doc": self.doc}
+                "type": kind, "length": self.length, "doc": self.doc, "control": self.control}
+
+
+def _fires(name: str, value: object) -> bool:
+    """Whether a value sent to a trigger fires it: anything but a release (0, off, false)."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "0.0", "off", "false", "no")
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value != 0
+    raise ParamError(f"{name} is a trigger: send nothing or 1 to fire it, got {_show(value)}")
 
 
 def _show(value: object) -> str:
@@ -167,7 +192,8 @@ class ParamStore:
             changed_at: dict[str, int] = {}
             for name, spec in new_specs.items():
                 old = self._specs.get(name)
-                if old is not None and old.kind is spec.kind and old.length == spec.length:
+                if (old is not None and old.kind is spec.kind and old.length == spec.length
+                        and old.control == spec.control):
                     targets[name] = spec.coerce(self._targets[name])
                     current[name] = spec.coerce(self._current.get(name, targets[name]))
                     same = targets[name] == self._targets[name]
@@ -179,15 +205,28 @@ class ParamStore:
             self._changed_at = changed_at
 
     def set(self, name: str, value: object) -> Value:
-        """Set one target value; raises UnknownParam or ParamError with a readable message."""
+        """Set one target value; raises UnknownParam or ParamError with a readable message.
+
+        A trigger fires instead: any value but a zero (a button's or a note's release) adds
+        one to its count; None (an OSC message without arguments) fires too."""
         with self._lock:
             spec = self._specs.get(name)
             if spec is None:
                 raise UnknownParam(f"no param named {name!r}")
+            if spec.is_trigger:
+                return self._fire_locked(name, spec, value)
             coerced = spec.coerce(value)
             self.version += 1
             self._target_locked(name, spec, coerced)
             return coerced
+
+    def _fire_locked(self, name: str, spec: ParamSpec, value: object) -> Value:
+        count = self._targets[name]
+        if not _fires(name, value):
+            return count  # a release
+        self.version += 1
+        self._target_locked(name, spec, count + 1)  # type: ignore[operator]
+        return count + 1
 
     def set_many(self, values: Mapping[str, object]) -> dict[str, str]:
         """Set several targets at once (no frame sees half of them); returns what was refused.
@@ -216,6 +255,8 @@ class ParamStore:
             try:
                 if spec is None:
                     raise UnknownParam(f"no param named {name!r}")
+                if spec.is_trigger:
+                    raise ParamError(f"{name} is a trigger: it fires, it keeps no value to set")
                 accepted[name] = spec.coerce(value)
             except ParamError as exc:
                 refused[name] = str(exc)
@@ -268,6 +309,10 @@ class ParamStore:
     def names(self) -> list[str]:
         with self._lock:
             return list(self._specs)
+
+    def triggers(self) -> list[str]:
+        with self._lock:
+            return [name for name, spec in self._specs.items() if spec.is_trigger]
 
     def spec(self, name: str) -> ParamSpec | None:
         with self._lock:

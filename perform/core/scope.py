@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from perform.core.params import ParamSpec, ParamStore, Value
 
 if TYPE_CHECKING:
+    from perform.core.triggers import Fire
     from perform.models.host import ModelHost
 
 
@@ -31,6 +32,10 @@ loading: ContextVar[LoadScope | None] = ContextVar("perform_loading", default=No
 host: ContextVar[ModelHost | None] = ContextVar("perform_model_host", default=None)
 frame_values: ContextVar[Mapping[str, Value] | None] = ContextVar("perform_frame_values",
                                                                   default=None)
+# this frame's triggers (name -> Fire) and seed knobs a crossfade moves (name -> from, to, eased)
+fires: ContextVar[Mapping[str, Fire] | None] = ContextVar("perform_fires", default=None)
+seed_fades: ContextVar[Mapping[str, tuple[float, float, float]] | None] = ContextVar(
+    "perform_seed_fades", default=None)
 store: ContextVar[ParamStore | None] = ContextVar("perform_param_store", default=None)
 # the folder of the patch being loaded or drawn: checkpoint paths are relative to it
 folder: ContextVar[Path | None] = ContextVar("perform_patch_folder", default=None)

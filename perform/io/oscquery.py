@@ -38,7 +38,10 @@ _NO_COMMANDS: Mapping[str, tuple[str, str]] = MappingProxyType({})
 
 
 def _param_node(address: str, info: Mapping[str, Any]) -> dict[str, Any]:
-    """A param's node; VALUE is its target, what a controller last set, not the glide."""
+    """A param's node; VALUE is its target, what a controller last set, not the glide. A
+    trigger is an impulse ("I"): written to fire it, with no value to read."""
+    if info["control"] == "trigger":
+        return _command_node(address, "I", info["doc"])
     length = info["length"]
     tags = "f" * length if length else TAGS[info["type"]]
     target = info["target"]

@@ -131,8 +131,8 @@ class MidiMapper:
     def feedback(self, name: str, value: object) -> list[mido.Message]:
         """The messages that show this param value on the controller, for every binding."""
         spec = self._spec(name)
-        if spec is None or spec.kind not in (float, int, bool):
-            return []
+        if spec is None or spec.is_trigger or spec.kind not in (float, int, bool):
+            return []  # a trigger's value counts fires: no state for an LED to show
         return [message for binding in self._by_param.get(name, ())
                 for message in binding.feedback(value, spec)]
 

@@ -159,10 +159,8 @@ class OscRouter:
             if not names:
                 why = "bad address pattern" if names is None else "no param at"
                 return self.problem("unknown_address", f"{why} {address}")
-            args = message.args
-            if not args:
-                return self.problem("bad_args", f"{address} needs a value")
-            value = args[0] if len(args) == 1 else args
+            args = message.args  # none: a trigger fires; any other param refuses it
+            value = None if not args else args[0] if len(args) == 1 else args
             for name in names:
                 try:
                     self.store.set(name, value)
