@@ -13,11 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from perform.core.crossfade import Fader
 from perform.core.frames import Frame, Mailbox
+from perform.core.loader import load_patch
+from perform.core.params import ParamStore
+from perform.engine import Engine
+from perform.models.host import ModelHost
 from perform.show import Show, ShowConfig, wait_ready
+from perform.tempo import FixedTempo
 
 
 class Recorder(Mailbox):
@@ -138,3 +145,17 @@ def jack() -> Iterator[str]:
             yield name
     except JackUnavailable as e:
         pytest.skip(f"no JACK server for the MIDI tests: {e}")
+
+
+def engine_by_hand(tmp_path: Path, patch: str) -> tuple[Engine, ParamStore, Fader]:
+    """An engine with a fader, rendered frame by frame at the times a test gives, after a
+    first frame at 0 in which `patch` (its text) declares its params."""
+    path = tmp_path / "show.py"
+    path.write_text(patch)
+    store, models = ParamStore(), ModelHost(8, 8, torch.device("cpu"))
+    fader = Fader(store, state={})
+    engine = Engine(store, models, width=8, height=8, fps=10, tempo=FixedTempo(120.0),
+                    before_snapshot=fader.step, state=fader.state)
+    engine.offer(load_patch(path, 1, models))
+    engine.render_one(0.0)
+    return engine, store, fader

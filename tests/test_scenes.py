@@ -11,17 +11,12 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from conftest import Listener, msg, wait_for
+from conftest import Listener, engine_by_hand, msg, wait_for
 
 import perform.show_scenes
 from perform import walks
-from perform.core.crossfade import Crossfade, Fader, smoothstep
-from perform.core.loader import load_patch
-from perform.core.params import ParamStore
+from perform.core.crossfade import Crossfade, smoothstep
 from perform.core.scenes import Scene, SceneError, Shelf
-from perform.engine import Engine
-from perform.models.host import ModelHost
-from perform.tempo import FixedTempo
 
 PATCH = """\
 import numpy as np
@@ -70,15 +65,7 @@ def frame(ctx):
 # -- the crossfade, frame by frame, on an engine driven by hand ------------------------------
 
 def fading_engine(tmp_path, patch: str = PATCH):
-    path = tmp_path / "show.py"
-    path.write_text(patch)
-    store, models = ParamStore(), ModelHost(8, 8, torch.device("cpu"))
-    fader = Fader(store, state={})
-    engine = Engine(store, models, width=8, height=8, fps=10, tempo=FixedTempo(120.0),
-                    before_snapshot=fader.step, state=fader.state)
-    engine.offer(load_patch(path, 1, models))
-    engine.render_one(0.0)  # the patch declares its params
-    return engine, store, fader
+    return engine_by_hand(tmp_path, patch)
 
 
 @pytest.mark.parametrize("length, unit", [(2.0, "s"), (4.0, "beats")])  # 120 BPM: 4 beats is 2 s

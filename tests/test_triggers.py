@@ -9,18 +9,13 @@ import time
 import mido
 import numpy as np
 import pytest
-import torch
-from conftest import msg, wait_for
+from conftest import engine_by_hand, msg, wait_for
 
 from perform import walks
-from perform.core.crossfade import Crossfade, Fader, smoothstep
-from perform.core.loader import load_patch
+from perform.core.crossfade import Crossfade, smoothstep
 from perform.core.params import ParamError, ParamSpec, ParamStore
-from perform.engine import Engine
 from perform.midi.mapper import MidiMapper
 from perform.midi.mapping import Mapping
-from perform.models.host import ModelHost
-from perform.tempo import FixedTempo
 
 PATCH = """\
 import numpy as np
@@ -45,15 +40,7 @@ def trigger_spec(name: str = "fx/flash") -> ParamSpec:
 
 
 def engine_for(tmp_path):
-    path = tmp_path / "show.py"
-    path.write_text(PATCH)
-    store, models = ParamStore(), ModelHost(8, 8, torch.device("cpu"))
-    fader = Fader(store, state={})
-    engine = Engine(store, models, width=8, height=8, fps=10, tempo=FixedTempo(120.0),
-                    before_snapshot=fader.step, state=fader.state)
-    engine.offer(load_patch(path, 1, models))
-    engine.render_one(0.0)
-    return engine, store, fader
+    return engine_by_hand(tmp_path, PATCH)
 
 
 def test_a_trigger_counts_fires_and_ignores_releases():
