@@ -46,8 +46,8 @@ def trigger(name: str, *, doc: str = "") -> Trigger:
 
         flash = trigger("fx/flash")
         ...
-        glow = math.exp(-4 * flash.ago)   # in frame(ctx): seconds since the last fire
-        if flash:                         # true on the one frame after each fire
+        if flash:                   # in frame(ctx): true on the one frame after each fire
+        glow = flash.fade(0.25)     # 1 at a fire, 0 a quarter second later (flash.ago: seconds)
     """
     return Trigger(_declare(ParamSpec(name, 0, doc=doc, control="trigger")))
 

@@ -29,6 +29,7 @@ def frame(ctx):
     if flash:
         ctx.state["fired on"] = ctx.state.get("fired on", []) + [ctx.frame]
     ctx.state["ago"] = flash.ago
+    ctx.state["glow"] = flash.fade(0.5)
     ctx.state["count"] = flash.count
     ctx.state["z"] = walks.seed(look, 16)
     return np.zeros((ctx.height, ctx.width, 3), np.float32)
@@ -70,12 +71,14 @@ def test_a_plain_param_still_needs_a_value():
 def test_a_trigger_is_true_on_one_frame_per_fire_and_counts_seconds_since(tmp_path):
     engine, store, _ = engine_for(tmp_path)
     assert engine.state["ago"] == math.inf and engine.state["count"] == 0
+    assert engine.state["glow"] == 0.0  # never fired: no flash
     engine.render_one(0.1)
     store.set("fx/flash", 1)
     for t in (0.2, 0.3, 0.4):
         engine.render_one(t)
     assert engine.state["fired on"] == [2]  # the first frame after the fire, and only it
     assert engine.state["ago"] == pytest.approx(0.2)  # show time since the frame that saw it
+    assert engine.state["glow"] == pytest.approx(0.6)  # 0.2 s into a 0.5 s fade
     store.set("fx/flash", None)
     store.set("fx/flash", None)  # two fires between frames: one true frame, count 3
     engine.render_one(0.5)
