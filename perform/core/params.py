@@ -178,6 +178,7 @@ class ParamStore:
         self._targets: dict[str, Value] = {}
         self._current: dict[str, Value] = {}
         self._changed_at: dict[str, int] = {}  # the version at which each target last changed
+        self._triggers: tuple[str, ...] = ()  # read every frame: worked out once a declare
         self.version = 0  # bumped on every accepted change; frames carry it
         self.generation = 0  # bumped when the set of params may have changed (a declare)
 
@@ -203,6 +204,7 @@ class ParamStore:
                     changed_at[name] = self.version
             self._specs, self._targets, self._current = new_specs, targets, current
             self._changed_at = changed_at
+            self._triggers = tuple(name for name, spec in new_specs.items() if spec.is_trigger)
 
     def set(self, name: str, value: object) -> Value:
         """Set one target value; raises UnknownParam or ParamError with a readable message.
@@ -310,9 +312,8 @@ class ParamStore:
         with self._lock:
             return list(self._specs)
 
-    def triggers(self) -> list[str]:
-        with self._lock:
-            return [name for name, spec in self._specs.items() if spec.is_trigger]
+    def triggers(self) -> tuple[str, ...]:
+        return self._triggers  # replaced whole by a declare, never changed in place
 
     def spec(self, name: str) -> ParamSpec | None:
         with self._lock:
